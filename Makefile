@@ -1,0 +1,43 @@
+# StreamRec: `make demo` runs the whole loop on an embedded DuckDB, `make test` runs the test suite.
+# Both create .venv and install the pinned dependencies first, so they work on a fresh machine.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export STREAMREC_HOME ?= $(CURDIR)/.streamrec
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (StreamRec needs Python 3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install pinned dependencies
+
+demo: $(STAMP) ## run the main job end to end on a demo-sized dataset
+	$(BIN)/streamrec demo
+
+test: $(STAMP) ## run the whole test suite
+	$(BIN)/pytest -q
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP) ## run the benchmarks and rewrite docs/benchmarks.md sections
+	$(BIN)/python bench/feature_build.py
+
+clean: ## remove built state (warehouse, artifacts, logs) but keep .venv
+	rm -rf $(STREAMREC_HOME) dbt_project/target dbt_project/logs
+
+.PHONY: help install demo test lint bench clean

@@ -1,0 +1,148 @@
+"""`streamrec`: the one front door to every step (init, generate, load, build, reference, train, ...).
+
+Each command is a thin wrapper: the work lives in the module it imports, so the CLI stays a list
+of verbs. Failures the user can act on (StreamRecError, ContractViolation) end as one line on
+stderr and exit code 1; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from contracts import ContractViolation
+from streamrec.errors import StreamRecError
+from streamrec.settings import Settings
+
+app = typer.Typer(help="StreamRec: SQL feature warehouse, co-versioned models, serving and evaluation.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+load_app = typer.Typer(help="Load an external dataset into the raw schema.", no_args_is_help=True)
+reference_app = typer.Typer(help="Reference feature distributions for the PSI test.", no_args_is_help=True)
+contracts_app = typer.Typer(help="Feature contracts: render and check the dbt YAML.", no_args_is_help=True)
+app.add_typer(load_app, name="load")
+app.add_typer(reference_app, name="reference")
+app.add_typer(contracts_app, name="contracts")
+
+console = Console()
+
+
+def _settings() -> Settings:
+    return Settings.from_env().ensure()
+
+
+@app.command()
+def init() -> None:
+    """Create STREAMREC_HOME and bring the operational tables to the newest migration (alembic upgrade head)."""
+    from streamrec.registry import init_db
+
+    settings = _settings()
+    revision = init_db(settings)
+    console.print(f"warehouse {settings.warehouse_path} at migration {revision}")
+
+
+@app.command()
+def generate(
+    users: Annotated[int, typer.Option(min=1, help="Number of users.")] = 2_000,
+    items: Annotated[int, typer.Option(min=1, help="Number of items.")] = 1_000,
+    days: Annotated[int, typer.Option(min=8, help="Days of history to generate.")] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 7,
+    interactions: Annotated[
+        int | None, typer.Option(min=1, help="Target interaction count (default: about 40 per user).")
+    ] = None,
+) -> None:
+    """Write synthetic StreamRec data (and its hidden ground truth) into the raw schema."""
+    from streamrec.generate import generate as run
+
+    summary = run(_settings(), users=users, items=items, days=days, seed=seed, interactions=interactions)
+    console.print(summary)
+
+
+@load_app.command("movielens")
+def load_movielens(directory: Annotated[Path, typer.Argument(help="Folder with ml-100k.inter/.item/.user.")]) -> None:
+    """Load MovieLens-100K (RecBole atomic files) into the raw schema."""
+    from streamrec.movielens import load_movielens as run
+
+    console.print(run(_settings(), directory))
+
+
+@app.command()
+def build(
+    select: Annotated[str | None, typer.Option(help="dbt --select expression.")] = None,
+    as_of: Annotated[str | None, typer.Option(help="Feature timestamp (default: end of the data).")] = None,
+) -> None:
+    """Run `dbt build` (models and tests) into a copy of the warehouse and publish it only if it passes."""
+    from streamrec.build import build as run
+
+    run(_settings(), select=select, as_of=as_of)
+
+
+@reference_app.command("capture")
+def reference_capture(
+    tag: Annotated[str, typer.Option(help="Version tag stored with the reference.")] = "baseline",
+) -> None:
+    """Store quantile bins, shares and means of every numeric feature as the PSI reference."""
+    from streamrec.reference import capture
+
+    console.print(capture(_settings(), tag=tag))
+
+
+@contracts_app.command("render")
+def contracts_render() -> None:
+    """Write dbt_project/models/features/_features__models.yml from contracts/features.yml."""
+    from contracts.render import write_dbt_yaml
+
+    console.print(f"wrote {write_dbt_yaml()}")
+
+
+@contracts_app.command("check")
+def contracts_check() -> None:
+    """Fail if the dbt YAML is not what contracts/features.yml renders to."""
+    from contracts.render import check_dbt_yaml
+
+    check_dbt_yaml()
+    console.print("dbt YAML matches contracts/features.yml")
+
+
+@app.command()
+def sql(query: Annotated[str, typer.Argument(help="SQL to run read-only against the warehouse.")]) -> None:
+    """Run an ad-hoc read-only query against the published warehouse and print the rows."""
+    from rich.table import Table
+
+    from streamrec.warehouse import connect
+
+    with connect(_settings(), read_only=True) as con:
+        result = con.execute(query)
+        names = [d[0] for d in result.description]
+        rows = result.fetchall()
+    table = Table(*names)
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+
+
+@app.command()
+def demo(
+    users: Annotated[int, typer.Option(min=1)] = 2_000,
+    items: Annotated[int, typer.Option(min=1)] = 1_000,
+) -> None:
+    """The whole loop on a demo-sized dataset: init, generate, build, reference, build again."""
+    from streamrec.demo import run_demo
+
+    run_demo(_settings(), users=users, items=items)
+
+
+def main() -> None:
+    """Console-script entry point: user-facing failures become one line on stderr and exit 1."""
+    try:
+        app()
+    except (StreamRecError, ContractViolation) as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The `raw` schema every source writes: the synthetic generator and the MovieLens loader alike.
+
+These columns are the contract between data sources and dbt staging (`_raw__sources.yml`).
+The `truth` schema holds the generator's hidden ground truth (latent preferences, popularity,
+position bias) so simulation and estimators can be checked against it; features never read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# Column name -> DuckDB type, in table order. Keys are BIGINT, times are TIMESTAMP (UTC, naive).
+RAW_TABLES: Mapping[str, Mapping[str, str]] = {
+    "users": {
+        "user_id": "BIGINT",
+        "signup_ts": "TIMESTAMP",
+        "language_code": "VARCHAR",  # one of contracts' language codes, 'unknown' if not known
+        "country_code": "VARCHAR",
+        "age_band_code": "VARCHAR",  # '<18', '18-24', '25-34', '35-44', '45-54', '55+', 'unknown'
+        "gender_code": "VARCHAR",  # 'f', 'm', 'x', 'unknown'
+    },
+    "creators": {
+        "creator_id": "BIGINT",
+        "language_code": "VARCHAR",
+        "created_ts": "TIMESTAMP",
+    },
+    "items": {
+        "item_id": "BIGINT",
+        "creator_id": "BIGINT",
+        "title": "VARCHAR",
+        "genre_code": "VARCHAR",
+        "length_seconds": "DOUBLE",  # running time of the content
+        "published_ts": "TIMESTAMP",
+    },
+    "sessions": {
+        "session_id": "BIGINT",
+        "user_id": "BIGINT",
+        "started_ts": "TIMESTAMP",
+        "duration_seconds": "DOUBLE",
+        "device_code": "VARCHAR",
+    },
+    "interactions": {
+        "interaction_id": "BIGINT",
+        "session_id": "BIGINT",  # NULL where the source has no sessions
+        "user_id": "BIGINT",
+        "item_id": "BIGINT",
+        "event_ts": "TIMESTAMP",
+        "event_type": "VARCHAR",  # 'play', 'complete', 'like', 'skip'
+        "watch_seconds": "DOUBLE",  # 0 for skip and like
+        "position": "INTEGER",  # slot the item was shown in; NULL for organic (searched) plays
+        "rating": "DOUBLE",  # explicit rating where the source has one (MovieLens), else NULL
+    },
+}
+
+PRIMARY_KEYS: Mapping[str, str] = {
+    "users": "user_id",
+    "creators": "creator_id",
+    "items": "item_id",
+    "sessions": "session_id",
+    "interactions": "interaction_id",
+}
+
+EVENT_TYPES = ("play", "complete", "like", "skip")
+
+
+def create_table_sql(table: str, schema: str = "raw") -> str:
+    """`CREATE TABLE` for one raw table with its primary key."""
+    columns = ",\n    ".join(f"{name} {dtype}" for name, dtype in RAW_TABLES[table].items())
+    return f"create table {schema}.{table} (\n    {columns},\n    primary key ({PRIMARY_KEYS[table]})\n)"
