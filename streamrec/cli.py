@@ -18,8 +18,12 @@ from contracts import ContractViolation
 from streamrec.errors import StreamRecError
 from streamrec.settings import Settings
 
-app = typer.Typer(help="StreamRec: SQL feature warehouse, co-versioned models, serving and evaluation.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="StreamRec: SQL feature warehouse, co-versioned models, serving and evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 load_app = typer.Typer(help="Load an external dataset into the raw schema.", no_args_is_help=True)
 reference_app = typer.Typer(help="Reference feature distributions for the PSI test.", no_args_is_help=True)
 contracts_app = typer.Typer(help="Feature contracts: render and check the dbt YAML.", no_args_is_help=True)
@@ -62,7 +66,9 @@ def generate(
 
 
 @load_app.command("movielens")
-def load_movielens(directory: Annotated[Path, typer.Argument(help="Folder with ml-100k.inter/.item/.user.")]) -> None:
+def load_movielens(
+    directory: Annotated[Path, typer.Argument(help="Folder with ml-100k.inter/.item/.user.")],
+) -> None:
     """Load MovieLens-100K (RecBole atomic files) into the raw schema."""
     from streamrec.movielens import load_movielens as run
 
@@ -105,6 +111,69 @@ def contracts_check() -> None:
 
     check_dbt_yaml()
     console.print("dbt YAML matches contracts/features.yml")
+
+
+@app.command()
+def ingest() -> None:
+    """Load the API's append-only impression and event logs into ops.impressions / ops.events (idempotent)."""
+    from streamrec.ingest import ingest_logs
+
+    console.print(ingest_logs(_settings()))
+
+
+@app.command()
+def train(
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs for the two-tower model.")] = 3,
+    seed: Annotated[int, typer.Option(help="Random seed (training is deterministic given the seed).")] = 7,
+    version: Annotated[str | None, typer.Option(help="Version tag (default: generated from time).")] = None,
+) -> None:
+    """Train retrieval model, FAISS index and ranker, write a co-versioned bundle and register it."""
+    from models_ml.train import train as run
+
+    console.print(run(_settings(), epochs=epochs, seed=seed, version=version))
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Version tag to serve.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded with the promotion).")] = "manual promotion",
+    by: Annotated[str | None, typer.Option(help="Who (default: $USER).")] = None,
+) -> None:
+    """Make VERSION the serving version in one transaction (verifies the bundle first)."""
+    from models_ml.registry import promote as run
+
+    console.print(run(_settings(), version=version, by=by, reason=reason))
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option(help="Why (recorded with the rollback).")] = "manual rollback",
+    by: Annotated[str | None, typer.Option(help="Who (default: $USER).")] = None,
+) -> None:
+    """Return to the version that served before the current one."""
+    from models_ml.registry import rollback as run
+
+    console.print(run(_settings(), by=by, reason=reason))
+
+
+@app.command()
+def versions() -> None:
+    """List registered bundles and which one serves."""
+    from models_ml.registry import list_versions
+    from rich.table import Table
+
+    rows = list_versions(_settings())
+    table = Table("version", "created_at", "serving", "index", "recall@500 (index)", "contract")
+    for row in rows:
+        table.add_row(
+            row["version"],
+            str(row["created_at"]),
+            "yes" if row["serving"] else "",
+            row["index_kind"],
+            f"{row['index_recall_at_500']:.3f}",
+            row["contract_sha256"][:12],
+        )
+    console.print(table)
 
 
 @app.command()
