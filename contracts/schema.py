@@ -100,9 +100,7 @@ class FeatureContract:
         try:
             return self._by_name[name]
         except KeyError:
-            raise ContractViolation(
-                f"feature {name!r} is not in the contract ({CONTRACT_PATH.name})"
-            ) from None
+            raise ContractViolation(f"feature {name!r} is not in the contract ({CONTRACT_PATH.name})") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
