@@ -159,8 +159,9 @@ def rollback(
 @app.command()
 def versions() -> None:
     """List registered bundles and which one serves."""
-    from models_ml.registry import list_versions
     from rich.table import Table
+
+    from models_ml.registry import list_versions
 
     rows = list_versions(_settings())
     table = Table("version", "created_at", "serving", "index", "recall@500 (index)", "contract")
