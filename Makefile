@@ -2,7 +2,7 @@
 # Both create .venv and install the pinned dependencies first, so they work on a fresh machine.
 
 SHELL := /bin/bash
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
