@@ -31,7 +31,7 @@ app.add_typer(load_app, name="load")
 app.add_typer(reference_app, name="reference")
 app.add_typer(contracts_app, name="contracts")
 
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def _settings() -> Settings:

@@ -1,0 +1,31 @@
+"""${message}
+
+Revision ID: ${up_revision}
+Revises: ${down_revision | comma,n}
+Create Date: ${create_date}
+
+Written by hand (no autogenerate). Keep streamrec/tables/ in step with it, and make downgrade() undo
+exactly what upgrade() does. DuckDB has no SERIAL and limited ALTER: prefer new tables or
+add-nullable-column, backfill, then a new table copy over ALTER ... SET NOT NULL.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+${imports if imports else ""}
+
+revision: str = ${repr(up_revision)}
+down_revision: str | Sequence[str] | None = ${repr(down_revision)}
+branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
+depends_on: str | Sequence[str] | None = ${repr(depends_on)}
+
+
+def upgrade() -> None:
+    """${message}."""
+    ${upgrades if upgrades else "pass"}
+
+
+def downgrade() -> None:
+    """Undo ${message}."""
+    ${downgrades if downgrades else "pass"}
