@@ -46,7 +46,7 @@ RAW_TABLES: Mapping[str, Mapping[str, str]] = {
         "item_id": "BIGINT",
         "event_ts": "TIMESTAMP",
         "event_type": "VARCHAR",  # 'play', 'complete', 'like', 'skip'
-        "watch_seconds": "DOUBLE",  # 0 for skip and like
+        "watch_seconds": "DOUBLE",  # seconds watched, on the play; 0 for complete, like and skip
         "position": "INTEGER",  # slot the item was shown in; NULL for organic (searched) plays
         "rating": "DOUBLE",  # explicit rating where the source has one (MovieLens), else NULL
     },
