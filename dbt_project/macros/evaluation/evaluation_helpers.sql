@@ -1,0 +1,42 @@
+{# Position-discounted exposure of a 1-based slot: 1 / log2(1 + position) (1 at the top, 0.5 at slot 3). #}
+{% macro position_exposure(position) -%}
+    (ln(2.0) / ln(1.0 + cast({{ position }} as double)))
+{%- endmacro %}
+
+
+{# Event types that count as positive engagement with a served item (the training label's positives). #}
+{% macro positive_event_types() -%}
+    ('play', 'complete', 'like')
+{%- endmacro %}
+
+
+{# Event types that count as a click-through (a click or any positive engagement; a skip is not). #}
+{% macro click_event_types() -%}
+    ('click', 'play', 'complete', 'like')
+{%- endmacro %}
+
+
+{# The relation of a source table, or none when it does not exist yet (optional inputs such as raw.ope_logged). #}
+{% macro optional_source(source_name, table_name) -%}
+    {%- set declared = source(source_name, table_name) -%}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(adapter.get_relation(database=declared.database, schema=declared.schema, identifier=declared.identifier)) }}
+{%- endmacro %}
+
+
+{# The numeric (double or bigint) feature columns a feature model documents: those with a PSI reference. #}
+{% macro numeric_feature_columns(model_name) -%}
+    {%- set columns = [] -%}
+    {%- if execute -%}
+        {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.name == model_name -%}
+            {%- for name, column in node.columns.items()
+                if name not in ('user_id', 'item_id', 'creator_id', 'as_of')
+                and (column.data_type or '') | lower in ('double', 'bigint', 'integer', 'float') -%}
+                {%- do columns.append(name) -%}
+            {%- endfor -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(columns) }}
+{%- endmacro %}

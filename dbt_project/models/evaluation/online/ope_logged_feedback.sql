@@ -1,0 +1,61 @@
+{#
+    Logged bandit feedback for off-policy evaluation, one row per (dataset, request_id, slot_position):
+    the item the logging policy put in the slot, its logging propensity and the reward.
+    - dataset 'ops': the API's own log (ops.impressions with a propensity; reward = the slot got a
+      play, complete or like).
+    - every dataset in raw.ope_logged (Open Bandit Dataset imports by `streamrec load obd`, synthetic
+      logs from streamrec.ope_synthetic) when that table exists.
+    Each slot is one bandit round (the position-based, independent-slot view Open Bandit uses).
+#}
+{%- set logged = streamrec.optional_source('ope', 'ope_logged') %}
+
+with
+
+impressions as (
+
+    select * from {{ ref('online_impression_outcomes') }}
+
+),
+
+api_rounds as (
+
+    select
+        'ops' as dataset,
+        request_id,
+        slot_position,
+        item_id,
+        propensity,
+        cast(is_engaged as double) as reward
+    from impressions
+    where propensity is not null
+
+),
+
+{%- if logged is not none %}
+
+imported_rounds as (
+
+    select
+        cast(dataset as {{ dbt.type_string() }}) as dataset,
+        cast(request_id as {{ dbt.type_string() }}) as request_id,
+        cast(position as integer) as slot_position,
+        cast(item_id as {{ dbt.type_bigint() }}) as item_id,
+        cast(propensity as double) as propensity,
+        cast(reward as double) as reward
+    from {{ logged }}
+
+),
+
+{%- endif %}
+
+final as (
+
+    select * from api_rounds
+    {%- if logged is not none %}
+    union all
+    select * from imported_rounds
+    {%- endif %}
+
+)
+
+select * from final

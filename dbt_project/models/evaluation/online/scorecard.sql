@@ -1,0 +1,263 @@
+{#
+    The release scorecard: one row per metric of the evaluation_thresholds seed, judged for the
+    serving version (online_serving_version). status:
+      INSUFFICIENT_DATA  no value, or sample_size below the metric's min_sample_size (no impressions
+                         at all lands here, so an empty log never fails a build);
+      PASS               value >= threshold (direction '>=') or value <= threshold (direction '<=');
+      FAIL               otherwise.
+    The point estimate decides; ci_low / ci_high show how sure it is (null where no interval is defined).
+#}
+with
+
+thresholds as (
+
+    select * from {{ ref('evaluation_thresholds') }}
+
+),
+
+serving_version as (
+
+    select * from {{ ref('online_serving_version') }}
+
+),
+
+offline_metrics as (
+
+    select * from {{ ref('offline_metrics') }}
+
+),
+
+serving_health as (
+
+    select * from {{ ref('online_serving_health') }}
+
+),
+
+causal_effects as (
+
+    select * from {{ ref('online_causal_effects') }}
+
+),
+
+exposure_equity as (
+
+    select * from {{ ref('online_creator_exposure_equity') }}
+
+),
+
+hit_disparity as (
+
+    select * from {{ ref('online_user_hit_disparity') }}
+
+),
+
+skew as (
+
+    select * from {{ ref('online_training_serving_skew') }}
+
+),
+
+serving_offline as (
+
+    select offline_metrics.*
+    from offline_metrics
+    inner join serving_version on serving_version.model_version = offline_metrics.model_version
+    where offline_metrics.policy = 'model'
+
+),
+
+serving_health_row as (
+
+    select serving_health.*
+    from serving_health
+    inner join serving_version on serving_version.model_version = serving_health.model_version
+
+),
+
+serving_effects as (
+
+    select causal_effects.*
+    from causal_effects
+    inner join serving_version on serving_version.model_version = causal_effects.model_version
+
+),
+
+-- the least equitable dimension (language, new creator, or their intersection) is the one judged
+worst_equity as (
+
+    select
+        exposure_equity.*,
+        row_number() over (order by exposure_equity.exposure_equity, exposure_equity.group_dimension) as equity_rank
+    from exposure_equity
+    inner join serving_version on serving_version.model_version = exposure_equity.model_version
+    where exposure_equity.exposure_equity is not null
+
+),
+
+serving_disparity as (
+
+    select hit_disparity.*
+    from hit_disparity
+    inner join serving_version on serving_version.model_version = hit_disparity.model_version
+
+),
+
+worst_skew as (
+
+    select
+        feature_name,
+        reference_tag,
+        psi,
+        min(snapshot_row_count) over () as snapshot_row_count,
+        row_number() over (order by psi desc, feature_name) as psi_rank
+    from skew
+
+),
+
+metric_values as (
+
+    select
+        'retrieval_recall_at_500' as metric,
+        recall_at_500_ratio as metric_value,
+        cast(null as double) as ci_low,
+        cast(null as double) as ci_high,
+        user_count as sample_size,
+        'offline, policy model' as detail
+    from serving_offline
+
+    union all
+
+    select
+        'ranking_hit_at_10',
+        hit_at_10_ratio,
+        {{ streamrec.wilson_low('round(hit_at_10_ratio * user_count)', 'user_count') }},
+        {{ streamrec.wilson_high('round(hit_at_10_ratio * user_count)', 'user_count') }},
+        user_count,
+        'offline, policy model'
+    from serving_offline
+
+    union all
+
+    select 'ranking_ndcg_at_10', ndcg_at_10_score, null, null, user_count, 'offline, policy model'
+    from serving_offline
+
+    union all
+
+    select
+        'p99_latency_ms', p99_latency_ms, p99_latency_ci_low_ms, p99_latency_ci_high_ms, latency_request_count,
+        'nearest rank over requests'
+    from serving_health_row
+
+    union all
+
+    select
+        'feature_store_hit_rate', feature_store_hit_rate, feature_store_hit_rate_ci_low,
+        feature_store_hit_rate_ci_high, request_count, 'requests not served by cold start'
+    from serving_health_row
+
+    union all
+
+    select
+        'training_serving_skew_max_psi', psi, null, null, snapshot_row_count,
+        {{ dbt.concat(["'worst feature '", "feature_name", "', reference '", "reference_tag"]) }}
+    from worst_skew
+    where psi_rank = 1
+
+    union all
+
+    select
+        'causal_ate_engagement', effect, ci_low, ci_high, sample_size,
+        'personalized minus holdout, per-user engagement rate'
+    from serving_effects
+    where estimate_name = 'ate_engagement_rate'
+
+    union all
+
+    select
+        'naive_ctr_improvement', effect, ci_low, ci_high, sample_size,
+        'personalized minus holdout and cold_start, per slot'
+    from serving_effects
+    where estimate_name = 'naive_ctr_improvement'
+
+    union all
+
+    select
+        'creator_exposure_equity', exposure_equity, exposure_equity_ci_low, exposure_equity_ci_high, slot_count,
+        {{ dbt.concat(["'dimension '", "group_dimension"]) }}
+    from worst_equity
+    where equity_rank = 1
+
+    union all
+
+    select
+        'user_hit_at_10_disparity', hit_at_10_disparity, hit_at_10_disparity_ci_low, hit_at_10_disparity_ci_high,
+        sample_size,
+        {{ dbt.concat(["coalesce(best_age_band, 'n/a')", "' vs '", "coalesce(worst_age_band, 'n/a')"]) }}
+    from serving_disparity
+
+),
+
+judged as (
+
+    select
+        thresholds.metric,
+        (select max(model_version) from serving_version) as model_version,
+        metric_values.metric_value as value,
+        metric_values.ci_low,
+        metric_values.ci_high,
+        thresholds.threshold,
+        thresholds.direction,
+        cast(metric_values.sample_size as {{ dbt.type_bigint() }}) as sample_size,
+        thresholds.min_sample_size,
+        thresholds.sample_unit,
+        metric_values.detail,
+        case
+            when metric_values.metric_value is null then 'INSUFFICIENT_DATA'
+            when coalesce(metric_values.sample_size, 0) < thresholds.min_sample_size then 'INSUFFICIENT_DATA'
+            when thresholds.direction = '>=' and metric_values.metric_value >= thresholds.threshold then 'PASS'
+            when thresholds.direction = '<=' and metric_values.metric_value <= thresholds.threshold then 'PASS'
+            else 'FAIL'
+        end as status
+    from thresholds
+    left join metric_values on metric_values.metric = thresholds.metric
+
+),
+
+final as (
+
+    select
+        metric,
+        model_version,
+        value,
+        ci_low,
+        ci_high,
+        threshold,
+        direction,
+        sample_size,
+        min_sample_size,
+        sample_unit,
+        status,
+        {{ dbt.concat([
+            "metric",
+            "' = '",
+            "coalesce(cast(round(value, 4) as " ~ dbt.type_string() ~ "), 'n/a')",
+            "case when status = 'FAIL' then case when direction = '>=' then ' < ' else ' > ' end"
+            ~ " else ' vs ' end",
+            "'threshold '",
+            "cast(threshold as " ~ dbt.type_string() ~ ")",
+            "' ('",
+            "status",
+            "', n = '",
+            "coalesce(cast(sample_size as " ~ dbt.type_string() ~ "), '0')",
+            "' '",
+            "sample_unit",
+            "', min '",
+            "cast(min_sample_size as " ~ dbt.type_string() ~ ")",
+            "case when detail is null then '' else " ~ dbt.concat(["'; '", "detail"]) ~ " end",
+            "')'",
+        ]) }} as summary
+    from judged
+
+)
+
+select * from final
