@@ -30,6 +30,8 @@ contracts_app = typer.Typer(help="Feature contracts: render and check the dbt YA
 app.add_typer(load_app, name="load")
 app.add_typer(reference_app, name="reference")
 app.add_typer(contracts_app, name="contracts")
+canary_app = typer.Typer(help="Two-phase canary of a candidate bundle, via the running API's admin endpoints.")
+app.add_typer(canary_app, name="canary")
 
 console = Console(soft_wrap=True)
 
@@ -73,6 +75,19 @@ def load_movielens(
     from streamrec.movielens import load_movielens as run
 
     console.print(run(_settings(), directory))
+
+
+@load_app.command("obd")
+def load_obd(
+    csv: Annotated[Path, typer.Argument(help="Open Bandit Dataset CSV (timestamp, item_id, position, click, ...).")],
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset name in raw.ope_logged (default: obd_<folder>_<file stem>).")
+    ] = None,
+) -> None:
+    """Load logged bandit feedback (Open Bandit Dataset layout) into raw.ope_logged for off-policy evaluation."""
+    from streamrec.bandit_import import load_obd as run
+
+    console.print(run(_settings(), csv, dataset=dataset))
 
 
 @app.command()
@@ -203,6 +218,136 @@ def demo(
     from streamrec.demo import run_demo
 
     run_demo(_settings(), users=users, items=items)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+) -> None:
+    """Serve recommendations over HTTP (Litestar + uvicorn); configuration from STREAMREC_* variables (docs/api.md)."""
+    from api.config import ApiSettings
+    from streamrec.serve import serve as run
+
+    _settings()
+    run(ApiSettings.from_env(), host=host, port=port)
+
+
+def _admin(method: str, path: str, url: str, json: dict | None = None) -> dict:
+    """Call the API's admin endpoint with STREAMREC_ADMIN_TOKEN; HTTP errors become one-line StreamRecErrors."""
+    import os
+
+    import httpx
+
+    token = os.environ.get("STREAMREC_ADMIN_TOKEN")
+    if not token:
+        raise StreamRecError("STREAMREC_ADMIN_TOKEN is not set: the admin API needs the server's bearer token")
+    try:
+        response = httpx.request(
+            method, url.rstrip("/") + path, json=json, headers={"Authorization": f"Bearer {token}"}, timeout=120
+        )
+    except httpx.HTTPError as exc:
+        raise StreamRecError(f"cannot reach the API at {url}: {exc}") from exc
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        raise StreamRecError(f"{method} {path} failed with {response.status_code}: {detail}")
+    return response.json()
+
+
+ApiUrl = Annotated[str, typer.Option("--url", envvar="STREAMREC_API_URL", help="Base URL of the running API.")]
+
+
+@canary_app.command("start")
+def canary_start(
+    version: Annotated[str, typer.Argument(help="Candidate bundle version (under artifacts/).")],
+    phase: Annotated[int, typer.Option(min=1, max=2, help="Phase to start in.")] = 1,
+    share: Annotated[float | None, typer.Option(min=0, max=1, help="Share of users (default by phase).")] = None,
+    url: ApiUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Load VERSION in the API next to the serving bundle and route a share of users to it."""
+    console.print(
+        _admin(
+            "POST",
+            "/v1/admin/canary",
+            url,
+            {"action": "start", "candidate_version": version, "phase": phase, "share": share},
+        )
+    )
+
+
+@canary_app.command("status")
+def canary_status(url: ApiUrl = "http://127.0.0.1:8000") -> None:
+    """Show the canary's state in the API."""
+    console.print(_admin("GET", "/v1/admin/canary", url))
+
+
+@canary_app.command("hold")
+def canary_hold(url: ApiUrl = "http://127.0.0.1:8000") -> None:
+    """Pause the canary: the candidate stays loaded but gets no traffic."""
+    console.print(_admin("POST", "/v1/admin/canary", url, {"action": "hold"}))
+
+
+@canary_app.command("rollback")
+def canary_rollback(url: ApiUrl = "http://127.0.0.1:8000") -> None:
+    """Drop the candidate: all traffic back to the serving bundle."""
+    console.print(_admin("POST", "/v1/admin/canary", url, {"action": "rollback"}))
+
+
+@canary_app.command("advance")
+def canary_advance(
+    url: ApiUrl = "http://127.0.0.1:8000",
+    force: Annotated[bool, typer.Option(help="Advance even if the logged metrics say no.")] = False,
+    by: Annotated[str | None, typer.Option(help="Who (recorded with the promotion after phase 2).")] = None,
+    min_impressions: Annotated[int, typer.Option(min=1, help="Impressions each arm needs in the phase.")] = 500,
+    p99_factor: Annotated[float, typer.Option(min=1, help="Allowed candidate/control p99 latency ratio.")] = 1.25,
+) -> None:
+    """Judge the phase from the ingested logs (SQL); if it passes, go to phase 2, or after phase 2 promote."""
+    from streamrec.canary import Thresholds, decide
+
+    settings = _settings()
+    status = _admin("GET", "/v1/admin/canary", url)
+    if status["state"] == "idle":
+        raise StreamRecError("no canary is running: `streamrec canary start VERSION` first")
+    thresholds = Thresholds(min_impressions=min_impressions, p99_factor=p99_factor)
+    decision = decide(settings, status["phase"], status["control_version"], status["candidate_version"], thresholds)
+    for arm in (decision.control, decision.candidate):
+        if arm is not None:
+            console.print(arm)
+    if not decision.advance and not force:
+        raise StreamRecError(f"not advancing phase {status['phase']}: " + "; ".join(decision.reasons))
+    if status["phase"] == 2:
+        from models_ml.registry import promote
+
+        console.print(promote(settings, version=status["candidate_version"], by=by, reason="canary passed phase 2"))
+    console.print(_admin("POST", "/v1/admin/canary", url, {"action": "advance"}))
+
+
+@app.command()
+def simulate(
+    requests: Annotated[int, typer.Option(min=1, max=1_000_000, help="Recommendation requests to send.")] = 500,
+    url: ApiUrl = "http://127.0.0.1:8000",
+    seed: Annotated[int, typer.Option(help="Random seed for users and their responses.")] = 11,
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Concurrent HTTP clients.")] = 4,
+) -> None:
+    """Drive the running API with synthetic users answering from the ground truth; store the true ATE."""
+    from streamrec.simulate import simulate as run
+
+    console.print(run(_settings(), url=url, requests=requests, seed=seed, concurrency=concurrency))
+
+
+@app.command()
+def report(
+    html: Annotated[
+        Path | None, typer.Option(help="Where to write the HTML report (default STREAMREC_HOME/reports/report.html).")
+    ] = None,
+) -> None:
+    """Print the evaluation scorecard and write a self-contained HTML report with plots."""
+    from streamrec.report import report as run
+
+    run(_settings(), html_path=html, console=console)
 
 
 def main() -> None:

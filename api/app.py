@@ -1,0 +1,146 @@
+"""The Litestar app factory: routes, dependencies, OpenAPI, error handling and the lifespan that loads the bundle.
+
+Run it with `streamrec serve` (uvicorn). Heavy state (the bundle's models, index and online
+features) is loaded once in the lifespan and on admin reload, never per request; the request path
+does no database query (the API never opens the warehouse: it reads ACTIVE.json and bundle files
+and writes its own logs, which `streamrec ingest` loads later).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+import torch
+from litestar import Litestar, MediaType, Request, Response
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from api.config import ApiSettings
+from api.controllers.admin import AdminController
+from api.controllers.events import EventController
+from api.controllers.health import HealthController
+from api.controllers.metrics import MetricsController
+from api.controllers.recommendations import RecommendationController
+from api.controllers.versions import VersionController
+from api.services.container import Services
+from api.services.fairness import ExposureTracker
+from api.services.metrics import metrics_middleware_factory
+from api.services.recommender import Recommender
+from api.services.serving import ServingState
+from api.services.serving_logs import ServingLogs, scan_impressions
+
+logger = logging.getLogger("streamrec.api")
+
+
+def _limit_threads() -> None:
+    # Requests run concurrently in worker threads: one intra-op thread each keeps them from fighting for cores.
+    torch.set_num_threads(1)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+    except ImportError:  # pragma: no cover - faiss is a dependency
+        pass
+
+
+async def _restore_from_logs(services: Services, logs: ServingLogs) -> None:
+    """Exposure counters and the request map from the impression segments already on disk."""
+    scan = await anyio.to_thread.run_sync(scan_impressions, logs.logs_dir, services.config.request_map_size)
+    logs.restore(scan)
+    bundle = services.state.routing.control
+    if bundle is not None and len(scan.item_ids):
+        rows = bundle.item_rows(scan.item_ids)
+        known = rows >= 0
+        services.tracker.add(bundle.item_groups[rows[known]], scan.impressions[known])
+    logger.info("restored %d requests from %d impression segments", len(scan.recent_requests), scan.segments)
+
+
+def _lifespan(services: Services):
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        _limit_threads()
+        services.config.home.ensure()
+        logs = ServingLogs(services.config.home.logs_dir, services.config.request_map_size)
+        try:
+            await services.state.startup()
+            await _restore_from_logs(services, logs)
+            services.logs = logs
+            yield
+        finally:
+            services.logs = None
+            logs.close()
+
+    return lifespan
+
+
+def _internal_error(request: Request, exc: Exception) -> Response:
+    # A bug, not bad input: log the traceback, answer with JSON (never an HTML page) and count it.
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return Response(
+        {"status_code": 500, "detail": f"internal error ({type(exc).__name__}); see the server log"},
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+        media_type=MediaType.JSON,
+    )
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response:
+    body: dict = {"status_code": exc.status_code, "detail": exc.detail}
+    if exc.extra:
+        body["extra"] = exc.extra
+    return Response(body, status_code=exc.status_code, media_type=MediaType.JSON, headers=exc.headers)
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="StreamRec serving API",
+        version="1.0.0",
+        description="Recommendations with logged propensities, outcome events, health, versions, canary control.",
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", description="STREAMREC_ADMIN_TOKEN")
+            }
+        ),
+    )
+
+
+def create_services(settings: ApiSettings) -> Services:
+    """The services one app instance uses (exposed so tests and the bench can build the same objects)."""
+    tracker = ExposureTracker()
+    return Services(
+        config=settings,
+        state=ServingState(settings),
+        tracker=tracker,
+        recommender=Recommender(settings, tracker),
+    )
+
+
+def create_app(settings: ApiSettings | None = None, services: Services | None = None) -> Litestar:
+    """The serving app; settings default to the environment (ApiSettings.from_env)."""
+    settings = settings or ApiSettings.from_env()
+    services = services or create_services(settings)
+    return Litestar(
+        route_handlers=[
+            RecommendationController,
+            EventController,
+            HealthController,
+            VersionController,
+            AdminController,
+            MetricsController,
+        ],
+        dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
+        state=State({"services": services}),
+        lifespan=[_lifespan(services)],
+        middleware=[metrics_middleware_factory(services.metrics)],
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        openapi_config=_openapi(),
+        request_max_body_size=settings.max_body_bytes,
+        signature_namespace={"Services": Services},
+        debug=False,
+    )

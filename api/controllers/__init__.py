@@ -1,0 +1,1 @@
+"""One controller per resource; they stay thin and call api.services."""

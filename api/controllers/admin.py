@@ -1,0 +1,95 @@
+"""Admin endpoints (bearer token from STREAMREC_ADMIN_TOKEN): reload the active bundle, drive the canary."""
+
+from __future__ import annotations
+
+import hmac
+
+from litestar import Controller, get, post
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
+from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody
+
+from api.schemas import CanaryCommand, CanaryStatus, ErrorBody, ReloadResult
+from api.services.canary import CanaryConflict, CanaryState
+from api.services.container import Services
+from streamrec.errors import StreamRecError
+
+
+def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """401 unless `Authorization: Bearer <STREAMREC_ADMIN_TOKEN>`; with no token configured admin is disabled."""
+    services: NamedDependency[Services] = connection.app.state.services
+    expected = services.config.admin_token
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not expected:
+        raise NotAuthorizedException(detail="admin is disabled: STREAMREC_ADMIN_TOKEN is not set on the server")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise NotAuthorizedException(detail="missing or wrong bearer token")
+
+
+def _status(
+    services: NamedDependency[Services], state: CanaryState | None = None, detail: str | None = None
+) -> CanaryStatus:
+    routing = services.state.routing
+    state = state or routing.canary
+    return CanaryStatus(
+        state=state.state,  # type: ignore[arg-type]
+        control_version=routing.control.version if routing.control else None,
+        candidate_version=state.candidate_version,
+        phase=state.phase,
+        share=state.share,
+        started_at=state.started_at,
+        detail=detail,
+    )
+
+
+ADMIN_ERRORS = {
+    401: ResponseSpec(ErrorBody, description="Missing or wrong bearer token, or admin disabled."),
+    409: ResponseSpec(ErrorBody, description="The command does not apply now, or the bundle failed to load."),
+}
+
+
+class AdminController(Controller):
+    """Operations that change what serves."""
+
+    path = "/v1/admin"
+    tags = ["admin"]  # noqa: RUF012 - litestar reads class attributes
+    guards = [admin_guard]  # noqa: RUF012
+    security = [{"bearer": []}]  # noqa: RUF012
+
+    @post("/reload", operation_id="reloadBundle", status_code=200, responses=ADMIN_ERRORS)
+    async def reload(self, services: NamedDependency[Services]) -> ReloadResult:
+        """Load the bundle artifacts/ACTIVE.json names (verified) and swap it in atomically."""
+        try:
+            version, previous, changed = await services.state.reload()
+        except StreamRecError as exc:
+            detail = f"reload failed, still serving the previous bundle: {exc}"
+            raise HTTPException(status_code=409, detail=detail) from exc
+        return ReloadResult(version=version, previous_version=previous, changed=changed)
+
+    @get("/canary", operation_id="getCanary", responses=ADMIN_ERRORS)
+    async def canary_status(self, services: NamedDependency[Services]) -> CanaryStatus:
+        """The canary's state."""
+        return _status(services)
+
+    @post("/canary", operation_id="commandCanary", status_code=200, responses=ADMIN_ERRORS)
+    async def canary(self, data: JSONBody[CanaryCommand], services: NamedDependency[Services]) -> CanaryStatus:
+        """start {candidate_version, phase, share} | advance | hold | rollback."""
+        state = services.state
+        try:
+            if data.action == "start":
+                if data.candidate_version is None:
+                    raise CanaryConflict("`start` needs candidate_version")
+                new = await state.canary_start(data.candidate_version, data.phase or 1, data.share)
+            elif data.action == "advance":
+                new = await state.canary_advance()
+            elif data.action == "hold":
+                new = await state.canary_hold()
+            else:
+                new = await state.canary_rollback()
+        except StreamRecError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from exc
+        return _status(services, new)

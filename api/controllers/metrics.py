@@ -1,0 +1,21 @@
+"""`GET /metrics`: Prometheus text exposition."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
+
+from api.services.container import Services
+from api.services.metrics import CONTENT_TYPE
+
+
+class MetricsController(Controller):
+    """Counters and histograms for scraping."""
+
+    path = "/metrics"
+    tags = ["operations"]  # noqa: RUF012 - litestar reads class attributes
+
+    @get(operation_id="getMetrics", media_type=CONTENT_TYPE)
+    async def metrics(self, services: NamedDependency[Services]) -> Response[str]:
+        """Request counts by endpoint/status, latency histograms, impressions and events logged, errors."""
+        return Response(services.metrics.render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,105 @@
+"""`GET /v1/recommendations`: one page per user, every slot logged durably before the response is sent."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import anyio.to_thread
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from api.schemas import MAX_INT64, ErrorBody, Recommendations, RecommendedItem
+from api.services.container import Services
+from api.services.fairness import LANGUAGES
+from streamrec.eventlog import ImpressionRecord
+
+ALLOWED_PARAMS = frozenset({"user_id", "k", "language"})
+Language = Literal[LANGUAGES]  # type: ignore[valid-type]
+
+
+class RecommendationController(Controller):
+    """Personalised, holdout and cold-start recommendations."""
+
+    path = "/v1/recommendations"
+    tags = ["recommendations"]  # noqa: RUF012 - litestar reads class attributes
+
+    @get(
+        operation_id="getRecommendations",
+        responses={
+            400: ResponseSpec(
+                ErrorBody, description="Bad query: missing/non-integer user_id, k outside 1..500, unknown parameter."
+            ),
+            503: ResponseSpec(ErrorBody, description="No bundle loaded yet."),
+        },
+    )
+    async def recommend(
+        self,
+        request: Request,
+        services: NamedDependency[Services],
+        user_id: Annotated[int, Parameter(ge=0, le=MAX_INT64, description="User to recommend for.")],
+        k: Annotated[int, Parameter(ge=1, le=500, description="Page size.")] = 10,
+        language: Annotated[
+            Language | None, Parameter(description="Creator language for cold-start users (ignored otherwise).")
+        ] = None,
+    ) -> Recommendations:
+        """A page of k items; `propensity` is each item's probability at its slot under the logging policy."""
+        started = time.perf_counter()
+        unknown = sorted(set(request.query_params) - ALLOWED_PARAMS)
+        if unknown:
+            raise ValidationException(
+                detail=f"unknown query parameter(s) {', '.join(unknown)}; allowed: user_id, k, language"
+            )
+        routing, logs = services.ready_routing()
+        bundle, phase = routing.route(user_id, services.config.canary_salt)
+        page = await anyio.to_thread.run_sync(services.recommender.recommend, bundle, user_id, k, language)
+        services.metrics.observe_pipeline(page.policy, time.perf_counter() - started)
+
+        request_id = uuid.uuid4().hex
+        served_at = datetime.now(UTC).replace(tzinfo=None)
+        item_ids = bundle.item_ids[page.rows].tolist()
+        creator_ids = bundle.item_creator_ids[page.rows].tolist()
+        scores = page.scores.tolist()
+        propensities = page.propensities.tolist()
+        latency_ms = (time.perf_counter() - started) * 1000.0  # up to the log write, which cannot log itself
+        await logs.impressions.append_async(
+            [
+                ImpressionRecord(
+                    request_id=request_id,
+                    position=position,
+                    served_at=served_at,
+                    user_id=user_id,
+                    item_id=item_id,
+                    policy=page.policy,
+                    model_version=bundle.version,
+                    creator_id=creator_id,
+                    score=score,
+                    propensity=propensity,
+                    canary_phase=phase,
+                    latency_ms=latency_ms,
+                )
+                for position, (item_id, creator_id, score, propensity) in enumerate(
+                    zip(item_ids, creator_ids, scores, propensities, strict=True), start=1
+                )
+            ]
+        )
+        # Only now, with the page durable, does it count as exposure and become attributable.
+        services.tracker.record(bundle.item_groups[page.rows])
+        logs.remember(request_id, user_id, item_ids)
+        services.metrics.inc("streamrec_impressions_logged_total", (("policy", page.policy),), len(item_ids))
+        return Recommendations(
+            request_id=request_id,
+            model_version=bundle.version,
+            policy=page.policy,  # type: ignore[arg-type]
+            canary_phase=phase,  # type: ignore[arg-type]
+            cold_start=page.cold_start,
+            items=[
+                RecommendedItem(item_id=i, creator_id=c, score=s, position=p, propensity=q)
+                for p, (i, c, s, q) in enumerate(zip(item_ids, creator_ids, scores, propensities, strict=True), 1)
+            ],
+        )

@@ -1,0 +1,1 @@
+"""Plain services the controllers call: serving state, the recommender pipeline and its policies, logs, metrics."""

@@ -1,0 +1,221 @@
+"""A bundle ready to serve: models, index and the online feature snapshot as aligned tensors, built once.
+
+Everything a request needs is precomputed here, at load time: the user and item feature columns
+encoded the way the models read them (`models_ml.data.to_tensors`, by name), users sorted for a
+binary-search lookup, item rows aligned with the FAISS index, creator groups and popularity
+orders. A `ServingBundle` is never mutated after it is built, so a request that holds a
+reference to one is served wholly by that version, whatever reloads happen meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from api.services.fairness import N_GROUPS, group_of
+from contracts.schema import ContractViolation, FeatureContract, load_contract
+from streamrec.errors import StreamRecError
+
+ACTIVE_FILE = "ACTIVE.json"
+
+
+@dataclass(frozen=True, eq=False)
+class ServingBundle:
+    """One bundle version in memory; immutable once built."""
+
+    version: str
+    manifest_sha256: str
+    contract_sha256: str
+    index_kind: str
+    two_tower: Any  # models_ml.model.TwoTower, eval mode
+    ranker: Any  # models_ml.ranker.Ranker, eval mode
+    index: Any  # faiss.Index; row i is item_ids[i]
+    item_ids: np.ndarray  # (n_items,) int64, index row order
+    item_creator_ids: np.ndarray  # (n_items,) int64
+    item_groups: np.ndarray  # (n_items,) int16 creator group (fairness)
+    item_features: Mapping[str, torch.Tensor]  # name -> (n_items,) encoded, index row order
+    user_ids: np.ndarray  # (n_users,) int64 sorted
+    user_features: Mapping[str, torch.Tensor]  # name -> (n_users,) encoded, user_ids order
+    popularity: np.ndarray  # (n_items,) float64 item_popularity_30d_score
+    popular_rows: np.ndarray  # item rows by popularity, best first
+    popular_rows_by_language: Mapping[str, np.ndarray]  # creator language -> rows, best first
+    group_sizes: np.ndarray  # (N_GROUPS,) items per creator group
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    promoted_at: str | None = None
+    _item_sorter: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+
+    @property
+    def n_items(self) -> int:
+        """Items in the catalogue (= index rows)."""
+        return len(self.item_ids)
+
+    def user_row(self, user_id: int) -> int | None:
+        """Row of a user in the online snapshot, or None for a user the bundle does not know."""
+        pos = int(np.searchsorted(self.user_ids, user_id))
+        if pos < len(self.user_ids) and self.user_ids[pos] == user_id:
+            return pos
+        return None
+
+    def item_rows(self, item_ids: np.ndarray) -> np.ndarray:
+        """Index row of each item id, -1 where the catalogue does not have it."""
+        item_ids = np.asarray(item_ids, dtype=np.int64)
+        sorted_ids = self.item_ids[self._item_sorter]
+        pos = np.clip(np.searchsorted(sorted_ids, item_ids), 0, max(len(sorted_ids) - 1, 0))
+        found = sorted_ids[pos] == item_ids if len(sorted_ids) else np.zeros(len(item_ids), dtype=bool)
+        return np.where(found, self._item_sorter[pos], -1)
+
+
+def _columns(table: pa.Table) -> dict[str, np.ndarray]:
+    return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+
+
+def build_serving_bundle(
+    *,
+    version: str,
+    manifest_sha256: str,
+    two_tower: Any,
+    ranker: Any,
+    index: Any,
+    item_ids: np.ndarray,
+    online_user_features: pa.Table,
+    online_item_features: pa.Table,
+    contract: FeatureContract | None = None,
+    index_kind: str = "unknown",
+    promoted_at: str | None = None,
+    source: str = "bundle",
+) -> ServingBundle:
+    """Validate the online snapshot against the contract (by name) and precompute everything requests use."""
+    from models_ml.data import to_tensors, validate_features
+
+    contract = contract or load_contract()
+    user_feats = contract.for_entity("user")
+    item_feats = contract.for_entity("item")
+    users = _columns(online_user_features)
+    items = _columns(online_item_features)
+    required = (("user_id", users, "user"), ("item_id", items, "item"), ("creator_id", items, "item"))
+    for needed, columns, what in required:
+        if needed not in columns:
+            raise ContractViolation(f"{source}: online {what} features have no {needed} column")
+    validate_features(users, user_feats, f"{source}: online_features/user_features.parquet")
+    validate_features(items, item_feats, f"{source}: online_features/item_features.parquet")
+
+    # Users sorted by id, one row each (the snapshot holds one as_of).
+    user_order = np.argsort(users["user_id"].astype(np.int64), kind="stable")
+    users = {name: values[user_order] for name, values in users.items()}
+    user_ids = users["user_id"].astype(np.int64)
+    if len(user_ids) and (np.diff(user_ids) == 0).any():
+        raise StreamRecError(f"{source}: online user features repeat a user_id (expected one snapshot row per user)")
+
+    # Item rows aligned with the index: row i of every array is item_ids[i].
+    item_ids = np.asarray(item_ids, dtype=np.int64)
+    table_ids = items["item_id"].astype(np.int64)
+    sorter = np.argsort(table_ids, kind="stable")
+    pos = np.clip(np.searchsorted(table_ids[sorter], item_ids), 0, max(len(table_ids) - 1, 0))
+    missing = item_ids[table_ids[sorter][pos] != item_ids] if len(table_ids) else item_ids
+    if len(missing):
+        raise StreamRecError(
+            f"{source}: item {int(missing[0])} is in the index but not in online item features "
+            f"({len(missing)} such items)"
+        )
+    items = {name: values[sorter[pos]] for name, values in items.items()}
+
+    user_tensors = to_tensors(users, user_feats, keys=("user_id",))
+    item_tensors = to_tensors(items, item_feats, keys=("item_id",))
+    language_codes = contract["item_creator_language_code"].codes
+    groups = group_of(
+        item_tensors["item_creator_language_code"].numpy(), item_tensors["item_creator_is_new_flag"].numpy()
+    )
+    popularity = np.nan_to_num(items["item_popularity_30d_score"].astype(np.float64))
+    popular_rows = np.lexsort((item_ids, -popularity))  # ties broken by item id: deterministic
+    language_index = item_tensors["item_creator_language_code"].numpy()[popular_rows]
+    by_language = {code: popular_rows[language_index == i] for i, code in enumerate(language_codes)}
+    return ServingBundle(
+        version=version,
+        manifest_sha256=manifest_sha256,
+        contract_sha256=contract.sha256,
+        index_kind=index_kind,
+        two_tower=two_tower,
+        ranker=ranker,
+        index=index,
+        item_ids=item_ids,
+        item_creator_ids=items["creator_id"].astype(np.int64),
+        item_groups=groups,
+        item_features=item_tensors,
+        user_ids=user_ids,
+        user_features=user_tensors,
+        popularity=popularity,
+        popular_rows=popular_rows,
+        popular_rows_by_language=by_language,
+        group_sizes=np.bincount(groups, minlength=N_GROUPS),
+        promoted_at=promoted_at,
+        _item_sorter=np.argsort(item_ids, kind="stable"),
+    )
+
+
+def load_serving_bundle(
+    bundle_dir: Path,
+    *,
+    expected_version: str | None = None,
+    expected_manifest_sha256: str | None = None,
+    promoted_at: str | None = None,
+    contract: FeatureContract | None = None,
+) -> ServingBundle:
+    """Verify and load a bundle directory (models_ml.bundle.load_bundle), then build its serving arrays."""
+    from models_ml.bundle import load_bundle
+
+    loaded = load_bundle(
+        bundle_dir,
+        contract,
+        expected_version=expected_version,
+        expected_manifest_sha256=expected_manifest_sha256,
+    )
+    return build_serving_bundle(
+        version=loaded.manifest.version,
+        manifest_sha256=loaded.manifest.sha256,
+        two_tower=loaded.two_tower,
+        ranker=loaded.ranker,
+        index=loaded.index,
+        item_ids=loaded.item_ids,
+        online_user_features=loaded.online_user_features,
+        online_item_features=loaded.online_item_features,
+        contract=contract,
+        index_kind=loaded.manifest.index_kind,
+        promoted_at=promoted_at,
+        source=f"bundle {bundle_dir}",
+    )
+
+
+@dataclass(frozen=True)
+class ActivePointer:
+    """What `artifacts/ACTIVE.json` says should serve (written by `streamrec promote` / `rollback`)."""
+
+    version: str
+    manifest_sha256: str | None
+    promoted_at: str | None
+    bundle_dir: Path
+
+
+def read_active(artifacts_dir: Path) -> ActivePointer | None:
+    """Parse ACTIVE.json; None when nothing has been promoted yet."""
+    path = artifacts_dir / ACTIVE_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text())
+        stored = Path(str(raw.get("bundle_path") or raw["version"]))  # relative paths are under artifacts/
+        return ActivePointer(
+            version=str(raw["version"]),
+            manifest_sha256=raw.get("manifest_sha256"),
+            promoted_at=None if raw.get("promoted_at") is None else str(raw["promoted_at"]),
+            bundle_dir=stored if stored.is_absolute() else artifacts_dir / stored,
+        )
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise StreamRecError(f"{path}: not a valid active-version pointer ({exc})") from exc

@@ -1,0 +1,34 @@
+"""The serving process's services in one object on `app.state`, created in the lifespan and closed in `finally`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from litestar.exceptions import ServiceUnavailableException
+
+from api.config import ApiSettings
+from api.services.fairness import ExposureTracker
+from api.services.metrics import Metrics
+from api.services.recommender import Recommender
+from api.services.serving import Routing, ServingState
+from api.services.serving_logs import ServingLogs
+
+
+@dataclass
+class Services:
+    """Everything the controllers use; `logs` exists between lifespan start and end."""
+
+    config: ApiSettings
+    state: ServingState
+    tracker: ExposureTracker
+    recommender: Recommender
+    metrics: Metrics = field(default_factory=Metrics)
+    logs: ServingLogs | None = None
+
+    def ready_routing(self) -> tuple[Routing, ServingLogs]:
+        """The current routing and logs, or 503 naming why the service is not ready."""
+        routing = self.state.routing
+        if routing.control is None or self.logs is None:
+            detail = self.state.load_error or "no bundle loaded yet"
+            raise ServiceUnavailableException(detail=f"not ready: {detail}")
+        return routing, self.logs

@@ -1,0 +1,168 @@
+"""Which bundle serves whom: the control bundle, an optional canary candidate, swapped atomically.
+
+The three (control, candidate, canary state) live in one frozen `Routing` object that is replaced
+whole by reload and canary commands: a request reads `state.routing` once and is served wholly by
+the bundle it picked, so no request ever sees the model of one version with the index of another.
+Loading runs in a worker thread (it verifies hashes and builds arrays); commands are serialised
+by one asyncio lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import anyio.to_thread
+
+from api.config import ApiSettings
+from api.services import canary
+from api.services.assignment import routes_to_candidate
+from api.services.bundle_state import ServingBundle, load_serving_bundle, read_active
+from api.services.canary import CanaryConflict, CanaryState
+from streamrec.errors import StreamRecError
+
+logger = logging.getLogger("streamrec.api")
+
+
+@dataclass(frozen=True)
+class Routing:
+    """A consistent view of what serves: replaced, never mutated."""
+
+    control: ServingBundle | None = None
+    candidate: ServingBundle | None = None
+    canary: CanaryState = field(default_factory=CanaryState)
+
+    def route(self, user_id: int, salt: str) -> tuple[ServingBundle, str]:
+        """The bundle for this user and the canary phase label to log; requires a control bundle."""
+        assert self.control is not None
+        if self.candidate is not None and routes_to_candidate(user_id, self.canary.routing_share, salt):
+            return self.candidate, self.canary.phase_label
+        return self.control, self.canary.phase_label
+
+
+class ServingState:
+    """Holds the current `Routing` and applies reloads and canary commands to it."""
+
+    def __init__(self, config: ApiSettings, loader=load_serving_bundle) -> None:
+        self.config = config
+        self.routing = Routing()
+        self.load_error: str | None = None
+        self._loader = loader
+        self._lock = asyncio.Lock()
+
+    @property
+    def ready(self) -> bool:
+        """Whether a bundle serves (health readiness)."""
+        return self.routing.control is not None
+
+    def _bundle_dir(self, version: str) -> Path:
+        return self.config.home.artifacts_dir / version
+
+    async def _load(
+        self, version: str, manifest_sha256: str | None, promoted_at: str | None, bundle_dir: Path | None = None
+    ) -> ServingBundle:
+        return await anyio.to_thread.run_sync(
+            lambda: self._loader(
+                bundle_dir or self._bundle_dir(version),
+                expected_version=version,
+                expected_manifest_sha256=manifest_sha256,
+                promoted_at=promoted_at,
+            )
+        )
+
+    async def reload(self) -> tuple[str, str | None, bool]:
+        """Serve what ACTIVE.json names; returns (version, previous version, changed). Keeps serving on failure."""
+        async with self._lock:
+            previous = self.routing.control
+            pointer = read_active(self.config.home.artifacts_dir)
+            if pointer is None:
+                raise StreamRecError(
+                    f"nothing promoted yet: {self.config.home.artifacts_dir / 'ACTIVE.json'} does not exist "
+                    "(run `streamrec train` and `streamrec promote VERSION`)"
+                )
+            if (
+                previous is not None
+                and previous.version == pointer.version
+                and pointer.manifest_sha256 in (None, previous.manifest_sha256)
+            ):
+                return previous.version, previous.version, False
+            candidate = self.routing.candidate
+            if (
+                candidate is not None
+                and candidate.version == pointer.version
+                and pointer.manifest_sha256 in (None, candidate.manifest_sha256)
+            ):
+                bundle = replace(candidate, promoted_at=pointer.promoted_at)
+            else:
+                bundle = await self._load(
+                    pointer.version, pointer.manifest_sha256, pointer.promoted_at, pointer.bundle_dir
+                )
+            routing = self.routing
+            if routing.candidate is not None and routing.candidate.version == bundle.version:
+                routing = Routing(control=bundle)  # the candidate was promoted: the canary is over
+            else:
+                routing = replace(routing, control=bundle)
+            self.routing = routing
+            self.load_error = None
+            logger.info("serving %s (was %s)", bundle.version, previous.version if previous else None)
+            return bundle.version, previous.version if previous else None, True
+
+    async def startup(self) -> None:
+        """Load the active bundle if there is one; failures leave the service live but not ready."""
+        try:
+            await self.reload()
+        except StreamRecError as exc:
+            self.load_error = str(exc)
+            logger.error("not ready: %s", exc)
+
+    async def canary_start(self, version: str, phase: int, share: float | None) -> CanaryState:
+        """Load `version` as the candidate and route `share` of users to it."""
+        async with self._lock:
+            routing = self.routing
+            if routing.control is None:
+                raise CanaryConflict("no bundle serves yet: promote one before starting a canary")
+            if version == routing.control.version:
+                raise CanaryConflict(f"{version} already serves all traffic: nothing to canary")
+            default = self.config.canary_phase1_share if phase == 1 else self.config.canary_phase2_share
+            state = canary.start(routing.canary, version, phase, default if share is None else share)
+            candidate = routing.candidate
+            if candidate is None or candidate.version != version:
+                candidate = await self._load(version, None, None)
+            self.routing = Routing(control=routing.control, candidate=candidate, canary=state)
+            return state
+
+    async def canary_advance(self) -> CanaryState:
+        """Phase 1 -> 2; phase 2 -> done, which requires the candidate to have been promoted (ACTIVE.json)."""
+        async with self._lock:
+            routing = self.routing
+            state, finished = canary.advance(routing.canary, self.config.canary_phase2_share)
+            if not finished:
+                self.routing = replace(routing, canary=state)
+                return state
+            pointer = read_active(self.config.home.artifacts_dir)
+            candidate = routing.candidate
+            assert candidate is not None
+            if pointer is None or pointer.version != candidate.version:
+                raise CanaryConflict(
+                    f"finishing the canary needs {candidate.version} promoted first "
+                    f"(`streamrec promote {candidate.version}`; ACTIVE.json names "
+                    f"{pointer.version if pointer else 'nothing'})"
+                )
+            self.routing = Routing(control=replace(candidate, promoted_at=pointer.promoted_at))
+            return state
+
+    async def canary_hold(self) -> CanaryState:
+        """Stop routing to the candidate without unloading it."""
+        async with self._lock:
+            state = canary.hold(self.routing.canary)
+            self.routing = replace(self.routing, canary=state)
+            return state
+
+    async def canary_rollback(self) -> CanaryState:
+        """Drop the candidate."""
+        async with self._lock:
+            state = canary.rollback(self.routing.canary)
+            self.routing = Routing(control=self.routing.control)
+            return state
