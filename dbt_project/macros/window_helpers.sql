@@ -1,0 +1,28 @@
+{# Percentile rank in [0, 1] within a partition (dispatched: some engines lack percent_rank). #}
+{% macro percent_rank(order_by, partition_by) -%}
+    {{ return(adapter.dispatch('percent_rank', 'streamrec')(order_by, partition_by)) }}
+{%- endmacro %}
+
+{% macro default__percent_rank(order_by, partition_by) -%}
+    percent_rank() over (partition by {{ partition_by }} order by {{ order_by }})
+{%- endmacro %}
+
+
+{# `numerator / denominator` as a double, null when the denominator is 0, capped at 1 for ratios. #}
+{% macro capped_ratio(numerator, denominator) -%}
+    case
+        when {{ denominator }} > 0 then
+            case
+                when {{ numerator }} >= {{ denominator }} then 1.0
+                else cast({{ numerator }} as double) / cast({{ denominator }} as double)
+            end
+    end
+{%- endmacro %}
+
+
+{# The day-grid offsets 0..n as rows (portable: no generate_series). #}
+{% macro day_offsets(n) -%}
+    {%- for offset in range(n + 1) %}
+    select {{ offset }} as day_offset{% if not loop.last %} union all{% endif %}
+    {%- endfor %}
+{%- endmacro %}

@@ -1,0 +1,37 @@
+{#- One row per user and day with activity: the day's counts, watch time and last event. -#}
+with
+
+interactions as (
+
+    select * from {{ ref('stg_raw__interactions') }}
+
+),
+
+aggregated as (
+
+    select
+        user_id,
+        {{ streamrec.day_index('event_ts') }} as day_index,
+        count(*) as interaction_count,
+        sum(case when event_type = 'play' then 1 else 0 end) as play_count,
+        sum(case when event_type = 'complete' then 1 else 0 end) as complete_count,
+        sum(case when event_type = 'like' then 1 else 0 end) as like_count,
+        sum(case when event_type = 'skip' then 1 else 0 end) as skip_count,
+        sum(watch_seconds) as watch_seconds,
+        max(event_ts) as last_event_ts
+    from interactions
+    group by 1, 2
+
+)
+
+select
+    user_id,
+    day_index,
+    cast(interaction_count as {{ dbt.type_bigint() }}) as interaction_count,
+    cast(play_count as {{ dbt.type_bigint() }}) as play_count,
+    cast(complete_count as {{ dbt.type_bigint() }}) as complete_count,
+    cast(like_count as {{ dbt.type_bigint() }}) as like_count,
+    cast(skip_count as {{ dbt.type_bigint() }}) as skip_count,
+    cast(watch_seconds as double) as watch_seconds,
+    last_event_ts
+from aggregated
