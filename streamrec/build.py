@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,13 @@ def parse_as_of(as_of: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def dbt_command(settings: Settings, args: list[str], select: str | None = None, as_of: str | None = None) -> list[str]:
+def dbt_command(
+    settings: Settings,
+    args: list[str],
+    select: str | None = None,
+    as_of: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+) -> list[str]:
     """The dbt command line for this home: project, profiles, per-home target/log dirs, vars and selection."""
     command = [
         sys.executable,
@@ -64,8 +71,11 @@ def dbt_command(settings: Settings, args: list[str], select: str | None = None, 
         "--log-path",
         str(settings.home / "dbt" / "logs"),
     ]
+    dbt_vars = dict(variables or {})
     if as_of is not None:
-        command += ["--vars", json.dumps({"as_of": parse_as_of(as_of)})]
+        dbt_vars["as_of"] = parse_as_of(as_of)
+    if dbt_vars:
+        command += ["--vars", json.dumps(dbt_vars)]
     if select:
         # only tests whose every parent is selected: others would judge stale, unselected models
         command += ["--select", select, "--indirect-selection", "cautious"]
@@ -73,12 +83,17 @@ def dbt_command(settings: Settings, args: list[str], select: str | None = None, 
 
 
 def run_dbt(
-    settings: Settings, args: list[str], warehouse: Path, select: str | None = None, as_of: str | None = None
+    settings: Settings,
+    args: list[str],
+    warehouse: Path,
+    select: str | None = None,
+    as_of: str | None = None,
+    variables: Mapping[str, Any] | None = None,
 ) -> int:
     """Run dbt against `warehouse` with its output streaming to this process's stdout; return its exit code."""
     env = {**os.environ, "STREAMREC_HOME": str(settings.home), "STREAMREC_WAREHOUSE": str(warehouse)}
     sys.stdout.flush()
-    completed = subprocess.run(dbt_command(settings, args, select, as_of), env=env, check=False)
+    completed = subprocess.run(dbt_command(settings, args, select, as_of, variables), env=env, check=False)
     return completed.returncode
 
 
@@ -123,7 +138,12 @@ def _remove(path: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def build(settings: Settings, select: str | None = None, as_of: str | None = None) -> None:
+def build(
+    settings: Settings,
+    select: str | None = None,
+    as_of: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+) -> None:
     """Run `dbt build` (models and tests) into a copy of the warehouse; publish it atomically only if all pass.
 
     Raises StreamRecError naming the failing nodes (and any PSI diagnosis); the published warehouse
@@ -143,7 +163,7 @@ def build(settings: Settings, select: str | None = None, as_of: str | None = Non
             shutil.copyfile(wal, building.with_name(building.name + ".wal"))
         (dbt_target_dir(settings) / "run_results.json").unlink(missing_ok=True)
         try:
-            code = run_dbt(settings, ["build"], building, select=select, as_of=as_of)
+            code = run_dbt(settings, ["build"], building, select=select, as_of=as_of, variables=variables)
             failures = failed_results(settings)
             if code == 0 and not failures:
                 warnings = stored_diagnoses(building, _results(settings, {"warn"}))

@@ -94,11 +94,15 @@ def load_obd(
 def build(
     select: Annotated[str | None, typer.Option(help="dbt --select expression.")] = None,
     as_of: Annotated[str | None, typer.Option(help="Feature timestamp (default: end of the data).")] = None,
+    warn_thresholds: Annotated[
+        bool, typer.Option("--warn-thresholds", help="Report failing evaluation thresholds as warnings, not failures.")
+    ] = False,
 ) -> None:
     """Run `dbt build` (models and tests) into a copy of the warehouse and publish it only if it passes."""
     from streamrec.build import build as run
 
-    run(_settings(), select=select, as_of=as_of)
+    variables = {"evaluation_threshold_severity": "warn"} if warn_thresholds else None
+    run(_settings(), select=select, as_of=as_of, variables=variables)
 
 
 @reference_app.command("capture")
@@ -335,7 +339,7 @@ def simulate(
     """Drive the running API with synthetic users answering from the ground truth; store the true ATE."""
     from streamrec.simulate import simulate as run
 
-    console.print(run(_settings(), url=url, requests=requests, seed=seed, concurrency=concurrency))
+    console.print(str(run(_settings(), url=url, requests=requests, seed=seed, concurrency=concurrency)))
 
 
 @app.command()
