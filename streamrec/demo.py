@@ -1,7 +1,7 @@
 """`streamrec demo` (what `make demo` runs): the whole loop on a demo-sized synthetic dataset.
 
 init → generate → build → reference capture → build (with the PSI test armed) → train → promote →
-build evaluation → offline metrics → serve over HTTP with a few hundred requests and events → ingest.
+offline metrics → serve over HTTP driven by the simulator → ingest → evaluation → scorecard.
 Every step is the same function the CLI command of that name runs.
 """
 
@@ -20,16 +20,20 @@ from rich.table import Table
 
 from streamrec.errors import StreamRecError
 from streamrec.settings import Settings
-from streamrec.warehouse import connect, fetchall, table_exists
+from streamrec.warehouse import connect, table_exists
 
-console = Console()
+console = Console(soft_wrap=True)
+# Thresholds report as FAIL in the scorecard instead of stopping the demo before it is printed.
+WARN_ONLY = {"evaluation_threshold_severity": "warn"}
+# A larger holdout than production's 5% so the demo's few thousand requests give both arms enough users.
+DEMO_HOLDOUT_SHARE = 0.2
 
 
 def _step(title: str) -> None:
     console.rule(f"[bold]{title}")
 
 
-def run_demo(settings: Settings, users: int = 2_000, items: int = 1_000, requests: int = 300) -> None:
+def run_demo(settings: Settings, users: int = 2_000, items: int = 1_000, requests: int = 3_000) -> None:
     """Run every stage in order on a fresh STREAMREC_HOME; raise StreamRecError at the first failure."""
     from models_ml.registry import promote
     from models_ml.train import train
@@ -38,6 +42,7 @@ def run_demo(settings: Settings, users: int = 2_000, items: int = 1_000, request
     from streamrec.ingest import ingest_logs
     from streamrec.reference import capture
     from streamrec.registry import init_db
+    from streamrec.report import report
 
     started = time.monotonic()
     os.environ["STREAMREC_HOME"] = str(settings.home)  # dbt's profile reads it
@@ -52,22 +57,25 @@ def run_demo(settings: Settings, users: int = 2_000, items: int = 1_000, request
     _step("5. dbt build again, PSI test armed")
     build(settings)
     _step("6. train: two-tower + FAISS + ranker, one co-versioned bundle")
-    summary = train(settings, epochs=3, seed=7, version=None)
-    console.print(summary)
+    console.print(train(settings, epochs=3, seed=7, version=None))
     version = _newest_version(settings)
     _step(f"7. promote {version}")
     console.print(promote(settings, version=version, by="demo", reason="make demo"))
     _step("8. offline evaluation in SQL (dbt models/evaluation)")
-    build(settings, select="evaluation")
+    build(settings, select="offline_metrics", variables=WARN_ONLY)
     _print_offline_metrics(settings)
-    _step("9. serve over HTTP, send requests and events")
-    _serve_and_drive(settings, requests=requests)
+    _step(f"9. serve over HTTP and drive it with {requests} simulated requests")
+    _serve_and_simulate(settings, requests=requests)
     _step("10. ingest the impression and event logs into the warehouse")
     console.print(ingest_logs(settings))
+    _step("11. evaluation in SQL: causal effect, off-policy, fairness, skew, thresholds")
+    build(settings, select="evaluation", variables=WARN_ONLY)
+    _step("12. the scorecard")
+    report(settings, html_path=None, console=console)
     console.print(
         f"\n[bold green]demo finished[/] in {time.monotonic() - started:.0f} s. "
         f"Warehouse: {settings.warehouse_path}  bundles: {settings.artifacts_dir}  logs: {settings.logs_dir}\n"
-        f"Try: .venv/bin/streamrec sql \"select * from evaluation.offline_metrics\""
+        f'Try: .venv/bin/streamrec sql "select * from evaluation.scorecard"'
     )
 
 
@@ -100,41 +108,28 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _serve_and_drive(settings: Settings, requests: int) -> None:
+def _serve_and_simulate(settings: Settings, requests: int) -> None:
+    from streamrec.simulate import simulate
+
     port = _free_port()
     log_path = settings.logs_dir / "server.log"
+    env = {**os.environ, "STREAMREC_HOME": str(settings.home), "STREAMREC_HOLDOUT_SHARE": str(DEMO_HOLDOUT_SHARE)}
     with open(log_path, "ab") as server_log:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamrec.cli", "serve", "--port", str(port)],
             stdout=server_log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "STREAMREC_HOME": str(settings.home)},
+            env=env,
         )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, server, log_path)
-        user_ids = _demo_user_ids(settings, requests)
-        served = events = 0
-        with httpx.Client(base_url=base, timeout=10.0) as client:
-            for user_id in user_ids:
-                response = client.get("/v1/recommendations", params={"user_id": user_id, "k": 10})
-                response.raise_for_status()
-                body = response.json()
-                served += 1
-                top = body["items"][:2]
-                batch = [
-                    {"request_id": body["request_id"], "item_id": it["item_id"], "event_type": "play",
-                     "watch_seconds": 120.0}
-                    for it in top
-                ]
-                client.post("/v1/events", json={"events": batch}).raise_for_status()
-                events += len(batch)
-            metrics = client.get("/metrics").text
+        console.print(str(simulate(settings, url=base, requests=requests, seed=11, concurrency=4)))
+        metrics = httpx.get(f"{base}/metrics", timeout=10.0).text
     finally:
         server.terminate()
         server.wait(timeout=20)
     logged = [line for line in metrics.splitlines() if line.startswith("streamrec_impressions_logged_total")]
-    console.print(f"{served} recommendation requests and {events} events over HTTP on {base}")
     console.print(f"{logged[0] if logged else ''}  server log: {log_path}")
     console.print(f"impression and event logs: {settings.logs_dir}")
 
@@ -151,10 +146,3 @@ def _wait_ready(base: str, server: subprocess.Popen, log_path: Path, timeout: fl
             pass
         time.sleep(0.3)
     raise StreamRecError(f"the server was not ready within {timeout:.0f} s; see {log_path}")
-
-
-def _demo_user_ids(settings: Settings, count: int) -> list[int]:
-    with connect(settings, read_only=True) as con:
-        rows = fetchall(con, "select user_id from raw.users order by hash(user_id) limit ?", [count])
-    known = [int(r[0]) for r in rows]
-    return known + [10**9 + i for i in range(max(1, count // 50))]  # a few unknown users: cold start
