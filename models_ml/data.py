@@ -1,0 +1,212 @@
+"""Training data from the warehouse: read by column NAME, validate against the contract, split by time.
+
+Everything is read through one read-only connection as Arrow and turned into a dict name -> numpy
+array (nulls as NaN / None), so nothing here depends on column positions. Every contract feature
+is checked with `contracts.schema.validate_values` before a tensor is made: a row that breaks the
+contract stops training with a ContractViolation naming feature, value and rule.
+
+Temporal split: the last `holdout_days` days before the latest snapshot are held out. Models train
+on interactions before the split; held-out users' positives in the holdout window (items they had
+not interacted with before) are the offline ground truth, and offline recommendations use the
+feature snapshot at the split, so nothing from the holdout leaks into what is evaluated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import torch
+from torch import Tensor
+
+from contracts.schema import ContractViolation, Feature, FeatureContract, validate_values
+from streamrec.errors import StreamRecError
+from streamrec.settings import Settings
+from streamrec.warehouse import connect, table_exists
+
+Columns = dict[str, np.ndarray]
+POSITIVE_EVENTS = ("play", "complete", "like")
+KEY_COLUMNS = ("user_id", "item_id", "creator_id", "as_of")
+
+
+def read_columns(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] | None = None) -> Columns:
+    """Run a query and return its columns by name as numpy arrays (null numbers -> NaN, null strings -> None)."""
+    table = con.sql(sql, params=list(params) if params else None).to_arrow_table()
+    return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+
+
+def take_rows(columns: Mapping[str, np.ndarray], rows: np.ndarray) -> Columns:
+    """The same columns restricted to `rows` (a boolean mask or integer positions)."""
+    return {name: values[rows] for name, values in columns.items()}
+
+
+def validate_features(columns: Mapping[str, np.ndarray], features: Sequence[Feature], source: str) -> None:
+    """Check every feature is present (by name) and every value keeps the contract; raise ContractViolation."""
+    for feature in features:
+        if feature.name not in columns:
+            raise ContractViolation(
+                f"{source}: contract feature {feature.name} is missing (columns: {sorted(columns)})"
+            )
+        validate_values(feature, np.asarray(columns[feature.name]), source)
+
+
+def to_tensors(
+    columns: Mapping[str, np.ndarray], features: Sequence[Feature], keys: Sequence[str] = ("user_id", "item_id")
+) -> dict[str, Tensor]:
+    """Named model inputs: numbers float32 with NaN for null, flags 0/1, codes as their index in the contract list.
+
+    Run `validate_features` first: an unknown code here is a bug, not bad data, and raises.
+    """
+    out: dict[str, Tensor] = {}
+    for key in keys:
+        if key in columns:
+            out[key] = torch.from_numpy(np.asarray(columns[key]).astype(np.int64))
+    for feature in features:
+        values = np.asarray(columns[feature.name])
+        if feature.codes:
+            uniques, inverse = np.unique(values.astype(str), return_inverse=True)
+            lookup = {code: i for i, code in enumerate(feature.codes)}
+            index = np.array([lookup[u] for u in uniques], dtype=np.int64)
+            out[feature.name] = torch.from_numpy(index[inverse.reshape(-1)])
+        else:
+            if values.dtype == object:
+                values = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+            out[feature.name] = torch.from_numpy(values.astype(np.float32))
+    return out
+
+
+@dataclass
+class TrainingData:
+    """What training needs, already validated against the contract."""
+
+    user_features: list[Feature]  # contract user features, contract order
+    item_features: list[Feature]  # contract item features, contract order
+    examples: Columns  # training_examples rows before the split (labels + point-in-time features)
+    item_grid: Columns  # item features at every as_of before the split (to sample ranker negatives in time)
+    user_snapshot_split: Columns  # user features at the split as_of (offline evaluation)
+    item_snapshot_split: Columns  # item features at the split as_of (offline evaluation)
+    user_snapshot_latest: Columns  # serving snapshot (latest as_of)
+    item_snapshot_latest: Columns  # serving snapshot (latest as_of)
+    seen_pairs: Columns  # distinct (user_id, item_id) interacted with before the split (any event)
+    holdout_pairs: Columns  # distinct (user_id, item_id) positives in the holdout window, not seen before
+    item_popularity: Columns  # item_id, positives before the split (the popularity baseline)
+    latest_as_of: dt.datetime
+    split_as_of: dt.datetime
+
+
+def _as_of_grid(con: duckdb.DuckDBPyConnection) -> list[dt.datetime]:
+    rows = con.sql(
+        "select distinct u.as_of from features.user_features u "
+        "join (select distinct as_of from features.item_features) i using (as_of) order by 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _feature_columns(features: Sequence[Feature], keys: Sequence[str]) -> str:
+    return ", ".join([*keys, *features_names(features)])
+
+
+def features_names(features: Sequence[Feature]) -> list[str]:
+    """Names of `features`, in order."""
+    return [f.name for f in features]
+
+
+def load_training_data(settings: Settings, contract: FeatureContract, holdout_days: int = 7) -> TrainingData:
+    """Read, validate and split everything training and offline evaluation need (one read-only connection)."""
+    user_feats = contract.for_entity("user")
+    item_feats = contract.for_entity("item")
+    with connect(settings, read_only=True) as con:
+        for table in ("user_features", "item_features", "training_examples"):
+            if not table_exists(con, "features", table):
+                raise StreamRecError(
+                    f"{settings.warehouse_path} has no features.{table}: run `streamrec build` before training"
+                )
+        grid = _as_of_grid(con)
+        if not grid:
+            raise StreamRecError("features.user_features / item_features have no common as_of: rebuild features")
+        latest = grid[-1]
+        wanted_split = latest - dt.timedelta(days=holdout_days)
+        earlier = [a for a in grid if a <= wanted_split]
+        split = earlier[-1] if earlier else grid[0]
+
+        user_cols = _feature_columns(user_feats, ["user_id", "as_of"])
+        item_cols = _feature_columns(item_feats, ["item_id", "creator_id", "as_of"])
+        snapshot = "select {cols} from features.{table} where as_of = ? order by {key}"
+        user_split = read_columns(con, snapshot.format(cols=user_cols, table="user_features", key="user_id"), [split])
+        item_split = read_columns(con, snapshot.format(cols=item_cols, table="item_features", key="item_id"), [split])
+        user_latest = read_columns(con, snapshot.format(cols=user_cols, table="user_features", key="user_id"), [latest])
+        item_latest = read_columns(con, snapshot.format(cols=item_cols, table="item_features", key="item_id"), [latest])
+        example_cols = ", ".join(
+            [
+                "interaction_id",
+                "user_id",
+                "item_id",
+                "event_ts",
+                "as_of",
+                "label",
+                *features_names(user_feats + item_feats),
+            ]
+        )
+        examples = read_columns(
+            con,
+            f"select {example_cols} from features.training_examples where event_ts < ? order by interaction_id",
+            [split],
+        )
+        item_grid = read_columns(
+            con, f"select {item_cols} from features.item_features where as_of < ? order by as_of, item_id", [split]
+        )
+        positive = ", ".join(f"'{e}'" for e in POSITIVE_EVENTS)
+        seen = read_columns(
+            con, "select distinct user_id, item_id from raw.interactions where event_ts < ? order by all", [split]
+        )
+        holdout = read_columns(
+            con,
+            f"""
+            select distinct h.user_id, h.item_id
+            from raw.interactions h
+            where h.event_ts >= ? and h.event_type in ({positive})
+              and not exists (
+                select 1 from raw.interactions s
+                where s.user_id = h.user_id and s.item_id = h.item_id and s.event_ts < ?
+              )
+            order by all
+            """,
+            [split, split],
+        )
+        popularity = read_columns(
+            con,
+            f"""
+            select item_id, count(*)::double as positives from raw.interactions
+            where event_ts < ? and event_type in ({positive}) group by item_id order by item_id
+            """,
+            [split],
+        )
+
+    validate_features(examples, user_feats + item_feats, "features.training_examples")
+    validate_features(item_grid, item_feats, f"features.item_features (as_of < {split})")
+    validate_features(user_split, user_feats, f"features.user_features (as_of {split})")
+    validate_features(item_split, item_feats, f"features.item_features (as_of {split})")
+    validate_features(user_latest, user_feats, f"features.user_features (as_of {latest})")
+    validate_features(item_latest, item_feats, f"features.item_features (as_of {latest})")
+    if not (examples["label"] == 1).any():
+        raise StreamRecError(
+            f"features.training_examples has no positive example before {split}: not enough history to train"
+        )
+    return TrainingData(
+        user_features=user_feats,
+        item_features=item_feats,
+        examples=examples,
+        item_grid=item_grid,
+        user_snapshot_split=user_split,
+        item_snapshot_split=item_split,
+        user_snapshot_latest=user_latest,
+        item_snapshot_latest=item_latest,
+        seen_pairs=seen,
+        holdout_pairs=holdout,
+        item_popularity=popularity,
+        latest_as_of=latest,
+        split_as_of=split,
+    )

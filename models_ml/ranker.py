@@ -1,0 +1,118 @@
+"""The ranker: an MLP over user + item contract features and the two-tower score, read BY NAME.
+
+`Ranker.forward` takes a mapping name -> tensor and picks the features it was trained on by name,
+so a caller may pass more features, or the same ones in another order, and get identical scores;
+a missing feature fails with its name. The checkpoint stores the feature list, their contract
+entries, the standardisation statistics and the contract hash, so serving can check that it feeds
+the ranker what it learnt from. Trained with BCE on `features.training_examples` labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
+from torch import Tensor, nn
+
+from contracts.schema import Feature
+from models_ml.model import FeatureEncoder, feature_from_dict, feature_to_dict
+
+# The two-tower score is a model output, not a contract feature; it gets a contract-like entry so the
+# ranker encodes it like any other number.
+TWO_TOWER_SCORE = Feature(
+    name="two_tower_score",
+    entity="model",
+    dtype="float64",
+    unit="score",
+    nullable=False,
+    description="Dot product of the user and item two-tower embeddings (cosine similarity).",
+    min=-1.0,
+    max=1.0,
+)
+
+
+@dataclass
+class RankerConfig:
+    """Ranker shape; stored in the checkpoint to rebuild the model."""
+
+    hidden_dims: tuple[int, ...] = (128, 64)  # MLP hidden layer widths
+    code_dim: int = 8  # embedding size of each `_code` feature
+    dropout: float = 0.1  # dropout after each hidden layer while training
+    features: list[dict[str, Any]] = field(default_factory=list)  # contract entries, in the ranker's order
+
+
+class Ranker(nn.Module):
+    """P(engagement | user, item) from named features; `forward` returns logits (B,)."""
+
+    def __init__(self, cfg: RankerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.features = [feature_from_dict(f) for f in cfg.features]
+        self.encoder = FeatureEncoder(self.features, cfg.code_dim, owner="ranker")
+        layers: list[nn.Module] = []
+        width = self.encoder.out_dim
+        for hidden in cfg.hidden_dims:
+            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(cfg.dropout)]
+            width = hidden
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
+        self.contract_sha256 = ""
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The features the ranker reads, in the order it was configured with."""
+        return [f.name for f in self.features]
+
+    def forward(self, features: Mapping[str, Tensor]) -> Tensor:
+        return self.mlp(self.encoder(features)).squeeze(-1)  # (B,)
+
+    def check_contract(self, contract_sha256: str) -> None:
+        """Raise if the ranker was trained against another version of the feature contract."""
+        from contracts.schema import ContractViolation
+
+        if self.contract_sha256 != contract_sha256:
+            raise ContractViolation(
+                f"ranker was trained against contract {self.contract_sha256[:12]}, "
+                f"but the current contract is {contract_sha256[:12]}: retrain or serve the matching bundle"
+            )
+
+
+def make_ranker(features: Sequence[Feature], cfg: RankerConfig | None = None) -> Ranker:
+    """A fresh ranker over `features` (contract entries, plus TWO_TOWER_SCORE if wanted)."""
+    cfg = cfg or RankerConfig()
+    cfg.features = [feature_to_dict(f) for f in features]
+    return Ranker(cfg)
+
+
+def bce_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Binary cross-entropy on engagement labels (1 = play/complete/like, 0 = skip)."""
+    return F.binary_cross_entropy_with_logits(logits, labels.to(torch.float32))
+
+
+def save_ranker(ranker: Ranker, path: Path, contract_sha256: str) -> None:
+    """Write the ranker checkpoint: config, weights, feature names, norm and contract hash."""
+    torch.save(
+        {
+            "config": asdict(ranker.cfg),
+            "state_dict": ranker.state_dict(),
+            "feature_names": ranker.feature_names,
+            "norm": ranker.encoder.norm(),
+            "contract_sha256": contract_sha256,
+        },
+        path,
+    )
+
+
+def load_ranker(path: Path) -> Ranker:
+    """Rebuild a Ranker from its checkpoint alone, in eval mode, remembering its contract hash."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = checkpoint["config"]
+    cfg["hidden_dims"] = tuple(cfg["hidden_dims"])
+    ranker = Ranker(RankerConfig(**cfg))
+    ranker.load_state_dict(checkpoint["state_dict"])
+    ranker.contract_sha256 = checkpoint["contract_sha256"]
+    return ranker.eval()
