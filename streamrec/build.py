@@ -127,6 +127,11 @@ def stored_diagnoses(database: Path, results: list[dict[str, Any]]) -> list[str]
     return diagnoses
 
 
+def _is_threshold_test(result: dict[str, Any]) -> bool:
+    """Whether a failing node is one of the scorecard's per-metric threshold tests."""
+    return result["unique_id"].startswith("test.") and ".threshold_met_" in result["unique_id"]
+
+
 def _node_name(unique_id: str) -> str:
     """`test psi_user_...` from `test.streamrec.psi_user_....b447c9737f` (what dbt's own log calls it)."""
     kind, _, name = unique_id.split(".")[:3]
@@ -147,7 +152,8 @@ def build(
     """Run `dbt build` (models and tests) into a copy of the warehouse; publish it atomically only if all pass.
 
     Raises StreamRecError naming the failing nodes (and any PSI diagnosis); the published warehouse
-    is then untouched.
+    is then untouched. The one exception: when only scorecard threshold tests fail, the build is
+    published (the scorecard is a measurement) and the error still names each failing metric.
     """
     published = settings.warehouse_path
     building = building_path(settings)
@@ -172,6 +178,15 @@ def build(
                 os.replace(building, published)
                 return
             diagnoses = stored_diagnoses(building, failures)
+            if failures and all(_is_threshold_test(r) for r in failures):
+                # A failing scorecard metric is a measurement, not broken data: publish it so
+                # `streamrec report` shows the current FAIL, and still exit non-zero.
+                os.replace(building, published)
+                names = ", ".join(r["unique_id"].split(".")[2] for r in failures)
+                raise StreamRecError(
+                    f"{len(failures)} evaluation threshold(s) failed: {names} (warehouse published with this "
+                    "scorecard)" + "".join(f"; {d}" for d in diagnoses)
+                )
         finally:
             _remove(building)
     if not failures:

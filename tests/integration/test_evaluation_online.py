@@ -248,3 +248,7 @@ def test_ate_covers_the_true_effect_equity_matches_python_and_a_failed_threshold
     assert "threshold_met_p99_latency_ms" in message
     assert "p99_latency_ms = 460.0 > threshold 200.0" in message
     assert "threshold_met_causal_ate_engagement" not in message
+    # only a threshold failed, so the measured scorecard is published for `streamrec report` to show
+    with connect(settings, read_only=True) as con:
+        status = fetchall(con, "select status, value from evaluation.scorecard where metric = 'p99_latency_ms'")
+    assert status == [("FAIL", 460.0)]
