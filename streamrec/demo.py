@@ -8,17 +8,15 @@ Every step is the same function the CLI command of that name runs.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 from rich.console import Console
 from rich.table import Table
 
 from streamrec.errors import StreamRecError
+from streamrec.server_process import ApiProcess
 from streamrec.settings import Settings
 from streamrec.warehouse import connect, table_exists
 
@@ -106,47 +104,23 @@ def _print_offline_metrics(settings: Settings) -> None:
     console.print(table)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _serve_and_simulate(settings: Settings, requests: int) -> None:
     from streamrec.simulate import simulate
 
-    port = _free_port()
-    log_path = settings.logs_dir / "server.log"
-    env = {**os.environ, "STREAMREC_HOME": str(settings.home), "STREAMREC_HOLDOUT_SHARE": str(DEMO_HOLDOUT_SHARE)}
-    with open(log_path, "ab") as server_log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamrec.cli", "serve", "--port", str(port)],
-            stdout=server_log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    base = f"http://127.0.0.1:{port}"
+    server = ApiProcess(
+        settings.home,
+        env={"STREAMREC_HOLDOUT_SHARE": str(DEMO_HOLDOUT_SHARE)},
+        log=settings.logs_dir / "server.log",
+    ).start()
     try:
-        _wait_ready(base, server, log_path)
-        console.print(str(simulate(settings, url=base, requests=requests, seed=11, concurrency=4)))
-        metrics = httpx.get(f"{base}/metrics", timeout=10.0).text
+        console.print(str(simulate(settings, url=server.url, requests=requests, seed=11, concurrency=4)))
+        metrics = httpx.get(f"{server.url}/metrics", timeout=10.0).text
     finally:
-        server.terminate()
-        server.wait(timeout=20)
-    logged = [line for line in metrics.splitlines() if line.startswith("streamrec_impressions_logged_total")]
-    console.print(f"{logged[0] if logged else ''}  server log: {log_path}")
+        server.stop()
+    logged = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("streamrec_impressions_logged_total")
+    )
+    console.print(f"server /metrics: {logged:.0f} impressions logged; server log: {server.log}")
     console.print(f"impression and event logs: {settings.logs_dir}")
-
-
-def _wait_ready(base: str, server: subprocess.Popen, log_path: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise StreamRecError(f"the server exited with code {server.returncode}; see {log_path}")
-        try:
-            if httpx.get(f"{base}/v1/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise StreamRecError(f"the server was not ready within {timeout:.0f} s; see {log_path}")
