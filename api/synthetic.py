@@ -1,11 +1,12 @@
 """A synthetic but real bundle (random weights, random valid features) for API tests and the serving benchmark.
 
 Everything is the real thing except the numbers: a `TwoTower` and a `Ranker` with random weights,
-item embeddings from that item tower, the index from `models_ml.index.build_index`, online feature
-tables with every contract feature inside its contract range, and a manifest from
-`models_ml.bundle.write_manifest`, so `load_bundle` verifies it like a trained bundle. Id
-embeddings are disabled (vocabulary of 0: every id is "unknown") so a million-item catalogue does
-not need a million-row embedding table. Nothing here is meaningful as a recommendation.
+item embeddings from that item tower (or, for benchmarks, from the clustered synthetic generator),
+the index from `models_ml.index.build_index`, online feature tables with every contract feature
+inside its contract range, and a manifest from `models_ml.bundle.write_manifest`, so
+`load_bundle` verifies it like a trained bundle. Id embeddings are disabled (vocabulary of 0: every
+id is "unknown") so a million-item catalogue does not need a million-row embedding table.
+Nothing here is meaningful as a recommendation.
 """
 
 from __future__ import annotations
@@ -64,13 +65,21 @@ def write_synthetic_bundle(
     first_item_id: int = 1,
     exact_max_items: int = 50_000,
     contract: FeatureContract | None = None,
+    item_embeddings: str = "tower",
 ) -> Path:
-    """Write `artifacts_dir/version/` with every bundle file and its manifest; return the directory."""
+    """Write `artifacts_dir/version/` with every bundle file and its manifest; return the directory.
+
+    `item_embeddings`: "tower" = the random item tower's output for each item's features; "clustered"
+    = `models_ml.synthetic_embeddings.clustered_unit_vectors` (the Gaussian mixture calibrated on a
+    trained bundle), so the index `build_index` picks is the one a trained catalogue of this size
+    would get (a random-weight tower's embeddings have no realistic neighbour structure).
+    """
     from models_ml.bundle import write_manifest
     from models_ml.data import to_tensors
     from models_ml.index import build_index
     from models_ml.model import TwoTower, TwoTowerConfig, feature_to_dict, save_two_tower
     from models_ml.ranker import TWO_TOWER_SCORE, make_ranker, save_ranker
+    from models_ml.synthetic_embeddings import clustered_unit_vectors
 
     contract = contract or load_contract()
     rng = np.random.default_rng(seed)
@@ -99,11 +108,16 @@ def write_synthetic_bundle(
     save_ranker(ranker, bundle_dir / "ranker.pt", contract.sha256)
 
     item_columns = {name: items.column(name).to_numpy(zero_copy_only=False) for name in items.column_names}
-    embeddings = np.empty((n_items, cfg.embedding_dim), dtype=np.float32)
-    with torch.inference_mode():
-        for start in range(0, n_items, 65_536):
-            chunk = {name: values[start : start + 65_536] for name, values in item_columns.items()}
-            embeddings[start : start + 65_536] = model.item_embedding(to_tensors(chunk, item_feats)).numpy()
+    if item_embeddings == "clustered":
+        embeddings = clustered_unit_vectors(n_items, cfg.embedding_dim, seed=seed)
+    elif item_embeddings == "tower":
+        embeddings = np.empty((n_items, cfg.embedding_dim), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, n_items, 65_536):
+                chunk = {name: values[start : start + 65_536] for name, values in item_columns.items()}
+                embeddings[start : start + 65_536] = model.item_embedding(to_tensors(chunk, item_feats)).numpy()
+    else:
+        raise ValueError(f"item_embeddings must be 'tower' or 'clustered', not {item_embeddings!r}")
     index, info = build_index(embeddings, exact_max_items=exact_max_items)
     faiss.write_index(index, str(bundle_dir / "item_index.faiss"))
     np.save(bundle_dir / "item_ids.npy", item_ids)

@@ -4,7 +4,9 @@ Run:  .venv/bin/python bench/serve.py [--home /tmp/streamrec-bench] [--items 100
 
 1. Builds (once; reused if present) a synthetic bundle with `api.synthetic.write_synthetic_bundle`:
    a real TwoTower and Ranker with RANDOM weights, random contract-valid features, item embeddings
-   from that item tower and the index `models_ml.index.build_index` picks (HNSW above 50k items).
+   from the clustered generator (`models_ml.synthetic_embeddings`, calibrated on a trained bundle;
+   a random tower's embeddings have no realistic structure) and the index `models_ml.index.build_index`
+   picks for them (IVF at 1M items).
    Latency does not depend on the weights being trained; recommendation quality is meaningless.
 2. In process: loads the bundle as the server does and times `Recommender.recommend` (features ->
    user tower -> FAISS top-500 -> ranker -> re-rank -> exploration) for random users.
@@ -41,12 +43,14 @@ def build(home: Path, items: int, users: int) -> float:
     """Write the synthetic bundle and ACTIVE.json unless they exist; return build seconds (0 if reused)."""
     from api.synthetic import write_active_pointer, write_synthetic_bundle
 
-    version = f"synthetic-{items}"
+    version = f"synthetic-clustered-{items}"
     if (home / "artifacts" / version / "manifest.json").exists():
         write_active_pointer(home / "artifacts", version)
         return 0.0
     started = time.perf_counter()
-    write_synthetic_bundle(home / "artifacts", version, n_users=users, n_items=items, seed=11)
+    write_synthetic_bundle(
+        home / "artifacts", version, n_users=users, n_items=items, seed=11, item_embeddings="clustered"
+    )
     write_active_pointer(home / "artifacts", version)
     return time.perf_counter() - started
 
@@ -153,6 +157,18 @@ def fairness_cost(home: Path, share: float, groups: int) -> dict:
         "share": share,
         "groups": groups,
     }
+
+
+def _server_stack() -> str:
+    """Event loop and HTTP parser `streamrec serve` uses here (uvloop + httptools when installed)."""
+    import importlib.util
+
+    fast = (
+        importlib.util.find_spec("uvloop") is not None
+        and importlib.util.find_spec("httptools") is not None
+        and os.environ.get("STREAMREC_SERVE_PURE_PYTHON", "0") != "1"
+    )
+    return "uvloop + httptools" if fast else "asyncio + h11"
 
 
 def _free_port() -> int:
@@ -344,7 +360,7 @@ def main() -> None:
         f"Synthetic bundle: {args.items:,} items, {args.users:,} users, random-weight TwoTower + Ranker (latency "
         f"does not depend on training; the recommendations are meaningless), index `{local['index_kind']}`, "
         "retrieval top-500, k = 10, epsilon-greedy exploration, fairness re-rank on. Server: one uvicorn "
-        "process (asyncio, h11), model work in its thread pool with 1 torch thread per call, every impression "
+        f"process ({_server_stack()}), model work in its thread pool with 1 torch thread per call, every impression "
         "fsync'd (group commit) before the response. The load driver is a separate process on the same "
         "2 cores (async httpx), so it competes with the server for CPU.",
         "",
