@@ -27,8 +27,16 @@ install: $(STAMP) ## create .venv and install pinned dependencies
 demo: $(STAMP) ## run the main job end to end on a demo-sized dataset
 	$(BIN)/streamrec demo
 
-test: $(STAMP) ## run the whole test suite
-	$(BIN)/pytest -q
+test: $(STAMP) ## run the whole test suite (but the Spark tests: make test-spark)
+	$(BIN)/pytest -q --ignore=tests/spark
+
+$(VENV)/.installed-spark: pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,spark]'
+	@touch $@
+
+test-spark: $(VENV)/.installed-spark ## Spark parity tests: dbt features on pyspark local mode = DuckDB's (needs Java 17)
+	@command -v java >/dev/null || { echo "error: java not found (the Spark tests need Java 17)"; exit 1; }
+	$(BIN)/pytest -q tests/spark
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
@@ -40,4 +48,4 @@ bench: $(STAMP) ## run the benchmarks and rewrite docs/benchmarks.md sections
 clean: ## remove built state (warehouse, artifacts, logs) but keep .venv
 	rm -rf $(STREAMREC_HOME) dbt_project/target dbt_project/logs
 
-.PHONY: help install demo test lint bench clean
+.PHONY: help install demo test test-spark lint bench clean

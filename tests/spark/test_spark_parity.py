@@ -24,7 +24,13 @@ pytest.importorskip("dbt.adapters.spark")
 from contracts import load_contract
 from streamrec.errors import StreamRecError
 from streamrec.settings import REPO_ROOT, Settings
-from streamrec.spark_build import spark_build, spark_table_path, spark_target_dir
+from streamrec.spark_build import (
+    forget_moved_spark_state,
+    spark_build,
+    spark_table_path,
+    spark_target_dir,
+    spark_warehouse_dir,
+)
 from streamrec.spark_compare import compare
 from streamrec.spark_export import export, export_dir, read_manifest
 
@@ -156,6 +162,17 @@ def test_compare_without_a_spark_build_names_the_missing_table(spark_copy: Setti
     shutil.rmtree(spark_table_path(spark_copy, "features", "item_features"))
     with pytest.raises(StreamRecError, match=r"no Spark table features\.item_features .*streamrec spark build"):
         compare(spark_copy)
+
+
+def test_a_copied_home_drops_spark_state_that_points_at_the_original(spark_home: Path, spark_copy: Settings) -> None:
+    # the Derby metastore holds absolute locations: a build in the copy must not write into the original
+    original = Settings(home=spark_home)
+    forget_moved_spark_state(original)
+    assert spark_table_path(original, "features", "user_features").exists()
+    forget_moved_spark_state(spark_copy)
+    assert not spark_warehouse_dir(spark_copy).exists()
+    assert (spark_copy.home / "spark-metastore" / "home.txt").read_text().strip() == str(spark_copy.home)
+    assert not (spark_copy.home / "spark-metastore" / "metastore_db").exists()
 
 
 def test_session_minutes_in_the_export_fail_the_spark_build_on_the_psi_test(built_home: Path, tmp_path: Path) -> None:
