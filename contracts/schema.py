@@ -163,7 +163,7 @@ def validate_values(feature: Feature, values: np.ndarray, source: str) -> None:
                 )
 
 
-def _parse(raw: Mapping[str, Any], text: bytes) -> FeatureContract:
+def _parse(raw: Mapping[str, Any]) -> FeatureContract:
     code_lists = {name: tuple(str(c) for c in codes) for name, codes in (raw.get("codes") or {}).items()}
     entities = {
         name: Entity(name=name, model=e["model"], keys=tuple(e["keys"]), description=e["description"])
@@ -231,4 +231,4 @@ def _load_cached(path: str) -> FeatureContract:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ContractViolation(f"{path}: not valid YAML: {exc}") from exc
-    return _parse(raw, text)
+    return _parse(raw)
