@@ -20,29 +20,24 @@
 
 {# Lower end of the Wilson score interval for `successes` out of `n` (null when n = 0). #}
 {% macro wilson_low(successes, n) -%}
-    case
-        when {{ n }} > 0 then
-            (
-                cast({{ successes }} as double) / {{ n }}
-                + {{ streamrec.z_95() }} * {{ streamrec.z_95() }} / (2.0 * {{ n }})
-                - {{ streamrec.z_95() }} * sqrt(
-                    (cast({{ successes }} as double) / {{ n }}) * (1.0 - cast({{ successes }} as double) / {{ n }})
-                        / {{ n }}
-                    + {{ streamrec.z_95() }} * {{ streamrec.z_95() }} / (4.0 * {{ n }} * {{ n }})
-                )
-            ) / (1.0 + {{ streamrec.z_95() }} * {{ streamrec.z_95() }} / {{ n }})
-    end
+    {{ streamrec.wilson_bound(successes, n, '-') }}
 {%- endmacro %}
 
 
 {# Upper end of the Wilson score interval for `successes` out of `n` (null when n = 0). #}
 {% macro wilson_high(successes, n) -%}
+    {{ streamrec.wilson_bound(successes, n, '+') }}
+{%- endmacro %}
+
+
+{# One end of the Wilson score interval: `sign` is '-' for the lower end, '+' for the upper. #}
+{% macro wilson_bound(successes, n, sign) -%}
     case
         when {{ n }} > 0 then
             (
                 cast({{ successes }} as double) / {{ n }}
                 + {{ streamrec.z_95() }} * {{ streamrec.z_95() }} / (2.0 * {{ n }})
-                + {{ streamrec.z_95() }} * sqrt(
+                {{ sign }} {{ streamrec.z_95() }} * sqrt(
                     (cast({{ successes }} as double) / {{ n }}) * (1.0 - cast({{ successes }} as double) / {{ n }})
                         / {{ n }}
                     + {{ streamrec.z_95() }} * {{ streamrec.z_95() }} / (4.0 * {{ n }} * {{ n }})
