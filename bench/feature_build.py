@@ -342,28 +342,21 @@ def main() -> None:
     parser.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb", help="which section to measure")
     args = parser.parse_args()
     command = "python bench/feature_build.py " + " ".join(sys.argv[1:])
-    if args.engine == "spark":
-        spark_results = []
-        with tempfile.TemporaryDirectory(prefix="streamrec-bench-spark-") as root:
-            for size in args.sizes:
-                spark_result = bench_spark_size(Path(root), size, args.days)
-                print(spark_result, flush=True)
-                spark_results.append(spark_result)
-        text = render_spark_section(spark_results, command.strip())
-        print(text)
-        if not args.no_doc:
-            write_section(text, SPARK_MARKS)
-        return
+    measure, render, marks = (
+        (bench_spark_size, render_spark_section, SPARK_MARKS)
+        if args.engine == "spark"
+        else (bench_size, render_section, (MARK_START, MARK_END))
+    )
     results = []
-    with tempfile.TemporaryDirectory(prefix="streamrec-bench-") as root:
+    with tempfile.TemporaryDirectory(prefix=f"streamrec-bench-{args.engine}-") as root:
         for size in args.sizes:
-            result = bench_size(Path(root), size, args.days)
+            result = measure(Path(root), size, args.days)
             print(result, flush=True)
             results.append(result)
-    text = render_section(results, command.strip())
+    text = render(results, command.strip())
     print(text)
     if not args.no_doc:
-        write_section(text)
+        write_section(text, marks)
 
 
 if __name__ == "__main__":
