@@ -40,7 +40,8 @@ logger = logging.getLogger("streamrec.api")
 
 
 def _limit_threads() -> None:
-    # Requests run concurrently in worker threads: one intra-op thread each keeps them from fighting for cores.
+    # Requests run one at a time on the event loop; one intra-op thread leaves the other core to the log
+    # syncer, bundle loads and the kernel's network work, and keeps a request's latency free of thread wake-ups.
     torch.set_num_threads(1)
     try:
         import faiss
@@ -67,7 +68,10 @@ def _lifespan(services: Services):
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         _limit_threads()
         services.config.home.ensure()
-        logs = ServingLogs(services.config.home.logs_dir, services.config.request_map_size)
+        config = services.config
+        logs = ServingLogs(
+            config.home.logs_dir, config.request_map_size, config.log_fsync, config.log_fsync_interval_ms / 1000
+        )
         try:
             await services.state.startup()
             await _restore_from_logs(services, logs)

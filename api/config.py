@@ -14,6 +14,7 @@ from streamrec.settings import Settings
 T = TypeVar("T")
 
 EXPLORATION_POLICIES = ("epsilon_greedy", "plackett_luce", "none")
+LOG_FSYNC_MODES = ("interval", "always", "off")
 
 
 def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T, check: Callable[[T], bool]) -> T:
@@ -56,6 +57,10 @@ class ApiSettings:
     max_body_bytes: int = 1024 * 1024
     request_map_size: int = 200_000  # request_id -> user_id entries kept to attribute events
     seed: int | None = None  # RNG seed for exploration (tests); None = fresh entropy
+    # Impression/event log durability (streamrec.eventlog): written before the response in every mode;
+    # `interval` fdatasyncs in the background every log_fsync_interval_ms, `always` before each response.
+    log_fsync: str = "interval"
+    log_fsync_interval_ms: int = 50
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ApiSettings:
@@ -66,6 +71,11 @@ class ApiSettings:
         if exploration not in EXPLORATION_POLICIES:
             raise StreamRecError(
                 f"environment variable STREAMREC_EXPLORATION={exploration!r} is not one of {list(EXPLORATION_POLICIES)}"
+            )
+        log_fsync = env.get("STREAMREC_LOG_FSYNC") or cls.log_fsync
+        if log_fsync not in LOG_FSYNC_MODES:
+            raise StreamRecError(
+                f"environment variable STREAMREC_LOG_FSYNC={log_fsync!r} is not one of {list(LOG_FSYNC_MODES)}"
             )
         seed_raw = env.get("STREAMREC_SEED")
         settings = cls(
@@ -87,6 +97,10 @@ class ApiSettings:
             max_events=_read(env, "STREAMREC_MAX_EVENTS", int, cls.max_events, lambda v: v >= 1),
             max_body_bytes=_read(env, "STREAMREC_MAX_BODY_BYTES", int, cls.max_body_bytes, lambda v: v >= 1024),
             request_map_size=_read(env, "STREAMREC_REQUEST_MAP_SIZE", int, cls.request_map_size, lambda v: v >= 1),
+            log_fsync=log_fsync,
+            log_fsync_interval_ms=_read(
+                env, "STREAMREC_LOG_FSYNC_INTERVAL_MS", int, cls.log_fsync_interval_ms, lambda v: 1 <= v <= 60_000
+            ),
             seed=None if not seed_raw else _read(env, "STREAMREC_SEED", int, 0, lambda v: True),
         )
         return replace(settings, **overrides) if overrides else settings

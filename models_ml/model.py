@@ -13,7 +13,7 @@ popularity correction); see `models_ml.train`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,11 +115,14 @@ class FeatureEncoder(nn.Module):
         """Every feature this encoder reads, numbers first then codes."""
         return self.numeric_names + self.code_names
 
-    def _numbers(self, batch: Mapping[str, Tensor]) -> Tensor:
-        if not self.numeric_names:
+    def _numbers(self, batch: Mapping[str, Tensor], index: Sequence[int] | None = None) -> Tensor:
+        """Raw numbers (log1p for counts) of the numeric features at `index` (all by default), (B, n)."""
+        index = range(len(self.numeric_names)) if index is None else index
+        if not len(index):
             return torch.zeros(0)
-        x = torch.stack([take(batch, n, self.owner).to(torch.float32) for n in self.numeric_names], dim=1)  # (B, n)
-        log_mask = torch.tensor(self.log_mask, dtype=torch.bool)
+        names = [self.numeric_names[i] for i in index]
+        x = torch.stack([take(batch, n, self.owner).to(torch.float32) for n in names], dim=1)  # (B, n)
+        log_mask = torch.tensor([self.log_mask[i] for i in index], dtype=torch.bool)
         return torch.where(log_mask, torch.log1p(x.clamp(min=0)), x)
 
     @torch.no_grad()
@@ -142,16 +145,44 @@ class FeatureEncoder(nn.Module):
         """The stored standardisation statistics by feature name."""
         return {n: [float(m), float(s)] for n, m, s in zip(self.numeric_names, self.mean, self.std, strict=True)}
 
-    def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
+    def columns(self, names: Collection[str]) -> list[int]:
+        """Output columns computed from the features `names` only, in output order (`encode(batch, names)`'s)."""
+        n_numeric = len(self.numeric_names)
+        columns = [i for i, name in enumerate(self.numeric_names) if name in names]
+        columns += [n_numeric + j for j, i in enumerate(self.nullable_index) if self.numeric_names[i] in names]
+        offset = n_numeric + len(self.nullable_index)
+        for k, name in enumerate(self.code_names):
+            dim = self.code_embeddings[name].embedding_dim
+            if name in names:
+                columns += range(offset + k * dim, offset + (k + 1) * dim)
+        return columns
+
+    def encode(self, batch: Mapping[str, Tensor], names: Collection[str] | None = None) -> Tensor:
+        """The encoder output restricted to the columns of `names` (`columns(names)`); all columns by default.
+
+        Each column depends on one feature only, so encoding item features once per catalogue and
+        user features once per request gives exactly the columns `forward` computes on the joined batch.
+        """
+        if names is None:
+            numeric = list(range(len(self.numeric_names)))
+            codes = self.code_names
+        else:
+            numeric = [i for i, name in enumerate(self.numeric_names) if name in names]
+            codes = [name for name in self.code_names if name in names]
         parts = []
-        if self.numeric_names:
-            x = self._numbers(batch)  # (B, n_numeric)
+        if numeric:
+            x = self._numbers(batch, numeric)  # (B, n_numeric)
             missing = torch.isnan(x)
-            x = torch.where(missing, 0.0, (x - self.mean) / self.std)
-            parts += [x, missing[:, self.nullable_index].to(torch.float32)]
-        for name in self.code_names:
+            x = torch.where(missing, 0.0, (x - self.mean[numeric]) / self.std[numeric])
+            position = {i: j for j, i in enumerate(numeric)}
+            nullable = [position[i] for i in self.nullable_index if i in position]
+            parts += [x, missing[:, nullable].to(torch.float32)]
+        for name in codes:
             parts.append(self.code_embeddings[name](take(batch, name, self.owner).long()))  # (B, code_dim)
         return torch.cat(parts, dim=1)
+
+    def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
+        return self.encode(batch)
 
 
 class IdEmbedding(nn.Module):

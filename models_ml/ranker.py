@@ -9,6 +9,7 @@ the ranker what it learnt from. Trained with BCE on `features.training_examples`
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import Tensor, nn
 
 from contracts.schema import Feature
-from models_ml.model import FeatureEncoder, feature_from_dict, feature_to_dict
+from models_ml.model import FeatureEncoder, feature_from_dict, feature_to_dict, take
 
 # The two-tower score is a model output, not a contract feature; it gets a contract-like entry so the
 # ranker encodes it like any other number.
@@ -45,6 +46,15 @@ class RankerConfig:
     features: list[dict[str, Any]] = field(default_factory=list)  # contract entries, in the ranker's order
 
 
+@dataclass(frozen=True)
+class PrecomputedItems:
+    """The ranker's input columns that depend on item features only, encoded once per catalogue."""
+
+    names: tuple[str, ...]  # the item features they come from
+    columns: Tensor  # (c,) their positions in the encoder output
+    values: Tensor  # (n_items, c) float32, catalogue row order
+
+
 class Ranker(nn.Module):
     """P(engagement | user, item) from named features; `forward` returns logits (B,)."""
 
@@ -61,6 +71,7 @@ class Ranker(nn.Module):
         layers.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*layers)
         self.contract_sha256 = ""
+        self._layouts: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[Tensor, Tensor]] = {}
 
     @property
     def feature_names(self) -> list[str]:
@@ -69,6 +80,61 @@ class Ranker(nn.Module):
 
     def forward(self, features: Mapping[str, Tensor]) -> Tensor:
         return self.mlp(self.encoder(features)).squeeze(-1)  # (B,)
+
+    @torch.inference_mode()
+    def precompute_items(self, item_features: Mapping[str, Tensor], chunk: int = 65_536) -> PrecomputedItems:
+        """Encode the ranker's item-feature columns for a whole catalogue once (serving load time).
+
+        `item_features`: name -> (n_items,) tensors, rows in catalogue order. Scoring candidates then
+        gathers these rows instead of re-encoding the same item features on every request.
+        """
+        names = tuple(f.name for f in self.features if f.entity == "item")
+        n_items = len(next(iter(item_features.values()))) if item_features else 0
+        columns = self.encoder.columns(names)
+        values = torch.empty(n_items, len(columns))
+        if columns:
+            for start in range(0, n_items, chunk):
+                part = {name: take(item_features, name, "ranker")[start : start + chunk] for name in names}
+                values[start : start + chunk] = self.encoder.encode(part, names)
+        return PrecomputedItems(names=names, columns=torch.tensor(columns, dtype=torch.int64), values=values)
+
+    @torch.inference_mode()
+    def score_rows(
+        self,
+        items: PrecomputedItems,
+        rows: Tensor,
+        shared: Mapping[str, Tensor],
+        per_row: Mapping[str, Tensor],
+    ) -> Tensor:
+        """Logits (len(rows),) for catalogue `rows`, equal to `forward` on the joined batch.
+
+        Item features come from `items` (precomputed), features of one row from `shared` (the
+        user's: encoded once, broadcast to every row) and the rest from `per_row` (e.g. the two-tower
+        score), all by name; a feature the ranker needs that none of them has raises MissingFeature.
+        """
+        needed = [name for name in self.feature_names if name not in items.names]
+        shared_names = tuple(name for name in needed if name in shared)
+        row_names = tuple(name for name in needed if name not in shared)
+        layout = self._layouts.get((shared_names, row_names))
+        if layout is None:
+            layout = self._layouts[(shared_names, row_names)] = (
+                torch.tensor(self.encoder.columns(shared_names), dtype=torch.int64),
+                torch.tensor(self.encoder.columns(row_names), dtype=torch.int64),
+            )
+        shared_columns, row_columns = layout
+        # The first layer is linear in its input columns, so it splits into per-source products: the
+        # user's share is computed once (1 row) instead of once per candidate, and nothing is concatenated.
+        first = self.mlp[0]
+        hidden = items.values.index_select(0, rows) @ first.weight[:, items.columns].T
+        bias = first.bias
+        if shared_names:
+            bias = bias + self.encoder.encode(shared, shared_names) @ first.weight[:, shared_columns].T  # (1, h)
+        if row_names:
+            hidden = hidden + self.encoder.encode(per_row, row_names) @ first.weight[:, row_columns].T
+        hidden = hidden + bias
+        for layer in itertools.islice(self.mlp, 1, None):  # slicing a Sequential builds a new module per call
+            hidden = layer(hidden)
+        return hidden.squeeze(-1)
 
     def check_contract(self, contract_sha256: str) -> None:
         """Raise if the ranker was trained against another version of the feature contract."""

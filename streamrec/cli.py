@@ -204,14 +204,19 @@ def versions() -> None:
 @app.command()
 def sql(query: Annotated[str, typer.Argument(help="SQL to run read-only against the warehouse.")]) -> None:
     """Run an ad-hoc read-only query against the published warehouse and print the rows."""
+    import duckdb
     from rich.table import Table
 
     from streamrec.warehouse import connect
 
     with connect(_settings(), read_only=True) as con:
-        result = con.execute(query)
-        names = [d[0] for d in result.description]
-        rows = result.fetchall()
+        try:
+            result = con.execute(query)
+            names = [d[0] for d in result.description] if result.description else []
+            rows = result.fetchall()
+        except duckdb.Error as exc:
+            # The analyst's SQL is wrong, not the program: one line naming DuckDB's complaint, no traceback.
+            raise StreamRecError(f"query failed: {exc}") from None
     table = Table(*names)
     for row in rows:
         table.add_row(*(str(v) for v in row))

@@ -50,11 +50,11 @@ def run_demo(settings: Settings, users: int = 2_000, items: int = 1_000, request
     _step("2. generate synthetic StreamRec data")
     console.print(generate(settings, users=users, items=items, days=60, seed=7))
     _step("3. dbt build: staging, contract-enforced features, training table, tests")
-    build(settings)
+    build(settings, variables=WARN_ONLY)  # a re-run evaluates the last run's impressions: thresholds warn here
     _step("4. reference capture: distributions the PSI test compares against")
     console.print(capture(settings, tag="demo"))
     _step("5. dbt build again, PSI test armed")
-    build(settings)
+    build(settings, variables=WARN_ONLY)  # a re-run evaluates the last run's impressions: thresholds warn here
     _step("6. train: two-tower + FAISS + ranker, one co-versioned bundle")
     console.print(train(settings, epochs=3, seed=7, version=None))
     version = _newest_version(settings)

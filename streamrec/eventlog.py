@@ -1,4 +1,4 @@
-"""The API's durable, append-only impression and event log: fsync'd JSON-lines segments on local disk.
+"""The API's durable, append-only impression and event log: JSON-lines segments on local disk.
 
 The API must not open the warehouse read-write (docs/adr/0001-warehouse-concurrency.md), yet an
 impression has to be on disk before its response is sent. So the API appends records here and
@@ -6,15 +6,24 @@ impression has to be on disk before its response is sent. So the API appends rec
 
 Usage from the API (one EventLog per stream and process, created in the app's lifespan):
 
-    log = EventLog(settings.logs_dir, "impressions")
-    await log.append_async([ImpressionRecord(...), ...])   # returns once the batch is fsync'd
+    log = EventLog(settings.logs_dir, "impressions", fsync="interval")
+    await log.append_async([ImpressionRecord(...), ...])   # returns once the batch is in the file
     log.close()
 
 Layout: `<logs_dir>/<stream>/<stream>-<UTC start timestamp>-<pid>.jsonl`; one writer per file, a new
-segment when the current one would exceed `max_segment_bytes`. Group commit: callers from any thread
-or event loop hand encoded batches to one writer thread, which joins whatever is queued into one
-`os.write` and one fsync, then wakes every caller of that group. A process killed mid-write leaves at
+segment when the current one would exceed `max_segment_bytes`. A process killed mid-write leaves at
 most a torn last line in its segment; readers skip it, and ingest counts it.
+
+Three durability modes (`fsync`), docs/adr/0005-serving-concurrency.md:
+
+- `always`: group commit. Callers from any thread or event loop hand encoded batches to one writer
+  thread, which joins whatever is queued into one `os.write` and one fdatasync, then wakes every
+  caller of that group. A batch survives a power loss once its call returns.
+- `interval` (the API's default): the caller's thread writes the batch to the file (the kernel's
+  page cache) before the call returns, so it survives `kill -9` of the process; a background
+  thread fdatasyncs every `fsync_interval` seconds, so a power loss can lose at most that window.
+  This takes the thread hand-off and the disk flush off the request path.
+- `off`: written, never fsync'd (benchmarks and tests of everything else).
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import msgspec
 from streamrec.errors import StreamRecError
 
 STREAMS = ("impressions", "events")
+FSYNC_MODES = ("always", "interval", "off")
 MAX_SEGMENT_BYTES = 64 * 1024 * 1024
 # One group is one os.write; capping it keeps a slow disk from building an unbounded buffer.
 MAX_GROUP_BYTES = 8 * 1024 * 1024
@@ -81,6 +91,7 @@ class LogStats:
     groups: int = 0
     bytes: int = 0
     segments: int = 0
+    syncs: int = 0  # fdatasync calls (one per group in `always` mode, one per dirty interval in `interval`)
 
 
 @dataclass
@@ -111,18 +122,26 @@ class EventLog:
         stream: str,
         *,
         max_segment_bytes: int = MAX_SEGMENT_BYTES,
-        durable: bool = True,
+        fsync: str = "always",
+        fsync_interval: float = 0.05,
     ) -> None:
         """Prepare the stream's folder; the first segment is created by the first append.
 
-        `durable=False` skips fsync: only for benchmarks and tests of everything else.
+        `fsync` is one of FSYNC_MODES (see the module docstring); `fsync_interval` (seconds) is the
+        longest a written batch waits for its fdatasync in `interval` mode.
         """
         if stream not in STREAMS:
             raise StreamRecError(f"unknown log stream {stream!r}: expected one of {', '.join(STREAMS)}")
+        if fsync not in FSYNC_MODES:
+            raise StreamRecError(f"unknown fsync mode {fsync!r}: expected one of {', '.join(FSYNC_MODES)}")
+        if not fsync_interval > 0:
+            raise StreamRecError(f"fsync interval must be positive, got {fsync_interval!r} s")
         self.directory = Path(directory) / stream
         self.stream = stream
         self.max_segment_bytes = max_segment_bytes
-        self.durable = durable
+        self.fsync = fsync
+        self.fsync_interval = fsync_interval
+        self.durable = fsync != "off"
         self.stats = LogStats()
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -137,6 +156,9 @@ class EventLog:
         self._fd: int | None = None
         self._segment: Path | None = None
         self._size = 0
+        self._dirty = False  # written since the last fdatasync (`interval` mode)
+        self._sync_error: BaseException | None = None  # a failed background fdatasync fails every later append
+        self._stop_syncing = threading.Event()
 
     @property
     def segment_path(self) -> Path | None:
@@ -144,21 +166,23 @@ class EventLog:
         return self._segment
 
     def submit(self, records: Iterable[Any]) -> Future[None]:
-        """Queue a batch for the writer thread; the future completes once the batch is written and fsync'd.
+        """Queue a batch; the future completes once the batch is written (and fdatasync'd in `always` mode).
 
         The batch is encoded here, in the caller's thread, so an unencodable record fails the call
         before anything is written: a batch lands whole or not at all (bar a torn tail on a crash).
+        In `interval` and `off` modes the write itself also happens here and the future is done.
         """
         payload = encode_lines(records)
         pending = _Pending(payload=payload, records=payload.count(b"\n"))
         if not payload:
             pending.future.set_result(None)
             return pending.future
+        if self.fsync != "always":
+            self._write_now(pending)
+            pending.future.set_result(None)
+            return pending.future
         with self._lock:
-            if self._closed:
-                raise StreamRecError(f"event log {self.directory} is closed")
-            if self._pid != os.getpid():
-                self._reset_process_state()
+            self._check_open()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._writer, name=f"eventlog-{self.stream}", daemon=True)
                 self._thread.start()
@@ -166,12 +190,53 @@ class EventLog:
         return pending.future
 
     def append(self, records: Iterable[Any]) -> None:
-        """Append a batch and return once it is durable (blocking; from async code use `append_async`)."""
+        """Append a batch and return once it is written as the mode promises (blocking; async: `append_async`)."""
         self.submit(records).result()
 
     async def append_async(self, records: Iterable[Any]) -> None:
-        """Append a batch and resume once it is durable, without blocking the event loop."""
-        await asyncio.wrap_future(self.submit(records))
+        """Append a batch without blocking the event loop on a disk flush.
+
+        `always`: resumes once the batch's group is fdatasync'd. `interval`/`off`: the write (to the
+        page cache, microseconds) happens in this call and there is nothing to wait for.
+        """
+        future = self.submit(records)
+        if not future.done():
+            await asyncio.wrap_future(future)
+        else:
+            future.result()  # re-raise a failed write
+
+    def _check_open(self) -> None:
+        # Called under self._lock.
+        if self._closed:
+            raise StreamRecError(f"event log {self.directory} is closed")
+        if self._pid != os.getpid():
+            self._reset_process_state()
+        if self._sync_error is not None:
+            raise StreamRecError(
+                f"event log {self.directory}: a background fdatasync failed ({self._sync_error}); "
+                "records written since the last successful sync may not be on disk, so the log refuses appends"
+            )
+
+    def _write_now(self, pending: _Pending) -> None:
+        """`interval`/`off` modes: write in the caller's thread, under the lock that orders writers."""
+        with self._lock:
+            self._check_open()
+            try:
+                self._write(pending.payload)
+            except BaseException:
+                self._close_segment()  # it may end in a partial line: never append after it
+                raise
+            if self.fsync == "interval":
+                self._dirty = True
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._syncer, name=f"eventlog-sync-{self.stream}", daemon=True
+                    )
+                    self._thread.start()
+            self.stats.groups += 1
+            self.stats.batches += 1
+            self.stats.records += pending.records
+            self.stats.bytes += len(pending.payload)
 
     def close(self) -> None:
         """Finish every queued batch, stop the writer thread and close the segment."""
@@ -182,9 +247,15 @@ class EventLog:
             thread = self._thread if self._pid == os.getpid() else None
             if thread is not None:
                 self._queue.put(_STOP)
+                self._stop_syncing.set()
         if thread is not None:
             thread.join()
-        self._close_segment()
+        with self._lock:
+            if self._dirty and self._fd is not None and self._pid == os.getpid():
+                with contextlib.suppress(OSError):
+                    _sync_data(self._fd)
+                self._dirty = False
+            self._close_segment()
 
     def __enter__(self) -> EventLog:
         return self
@@ -218,11 +289,29 @@ class EventLog:
                     pending.future.set_exception(exc)
                 continue
             self.stats.groups += 1
+            self.stats.syncs += 1
             self.stats.batches += len(group)
             self.stats.records += sum(p.records for p in group)
             self.stats.bytes += size
             for pending in group:
                 pending.future.set_result(None)
+
+    def _syncer(self) -> None:
+        """`interval` mode: fdatasync the current segment every `fsync_interval` seconds while it is dirty."""
+        while not self._stop_syncing.wait(self.fsync_interval):
+            with self._lock:
+                if not self._dirty or self._fd is None:
+                    continue
+                # A duplicate descriptor: the writer may rotate (close) the segment while this one syncs.
+                fd = os.dup(self._fd)
+                self._dirty = False
+            try:
+                _sync_data(fd)
+                self.stats.syncs += 1
+            except OSError as exc:
+                self._sync_error = exc
+            finally:
+                os.close(fd)
 
     def _write(self, data: bytes) -> None:
         if self._fd is None or (self._size > 0 and self._size + len(data) > self.max_segment_bytes):
@@ -233,10 +322,13 @@ class EventLog:
             written = os.write(self._fd, view)
             view = view[written:]
         self._size += len(data)
-        if self.durable:
+        if self.fsync == "always":
             _sync_data(self._fd)
 
     def _open_segment(self) -> None:
+        if self._fd is not None and self._dirty:
+            _sync_data(self._fd)  # the closing segment's tail must not miss its interval sync
+            self._dirty = False
         self._close_segment()
         while True:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")

@@ -1,4 +1,4 @@
-"""`streamrec serve`: the Litestar API under uvicorn (one process; model work runs in its thread pool)."""
+"""`streamrec serve`: the Litestar API under uvicorn (one process; requests are served on its event loop)."""
 
 from __future__ import annotations
 

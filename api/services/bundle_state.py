@@ -25,6 +25,9 @@ from contracts.schema import ContractViolation, FeatureContract, load_contract
 from streamrec.errors import StreamRecError
 
 ACTIVE_FILE = "ACTIVE.json"
+# Per creator group, its most popular items (with their embeddings) that the fairness re-rank may reach
+# when retrieval returned none of an under-exposed group's items.
+GROUP_SHORTLIST_SIZE = 1000
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +51,8 @@ class ServingBundle:
     popular_rows: np.ndarray  # item rows by popularity, best first
     popular_rows_by_language: Mapping[str, np.ndarray]  # creator language -> rows, best first
     group_sizes: np.ndarray  # (N_GROUPS,) items per creator group
+    ranker_items: Any  # models_ml.ranker.PrecomputedItems: the ranker's item-feature columns, index row order
+    group_shortlists: Mapping[int, tuple[np.ndarray, np.ndarray]]  # group -> (item rows, (m, 128) embeddings)
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     promoted_at: str | None = None
     _item_sorter: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
@@ -87,6 +92,7 @@ def build_serving_bundle(
     item_ids: np.ndarray,
     online_user_features: pa.Table,
     online_item_features: pa.Table,
+    item_embeddings: np.ndarray,
     contract: FeatureContract | None = None,
     index_kind: str = "unknown",
     promoted_at: str | None = None,
@@ -137,6 +143,11 @@ def build_serving_bundle(
     popular_rows = np.lexsort((item_ids, -popularity))  # ties broken by item id: deterministic
     language_index = item_tensors["item_creator_language_code"].numpy()[popular_rows]
     by_language = {code: popular_rows[language_index == i] for i, code in enumerate(language_codes)}
+    popular_groups = groups[popular_rows]
+    shortlists = {}
+    for group in np.unique(groups).tolist():
+        rows = popular_rows[popular_groups == group][:GROUP_SHORTLIST_SIZE]
+        shortlists[int(group)] = (rows, np.ascontiguousarray(item_embeddings[rows], dtype=np.float32))
     return ServingBundle(
         version=version,
         manifest_sha256=manifest_sha256,
@@ -155,6 +166,8 @@ def build_serving_bundle(
         popular_rows=popular_rows,
         popular_rows_by_language=by_language,
         group_sizes=np.bincount(groups, minlength=N_GROUPS),
+        ranker_items=ranker.precompute_items(item_tensors),
+        group_shortlists=shortlists,
         promoted_at=promoted_at,
         _item_sorter=np.argsort(item_ids, kind="stable"),
     )
@@ -186,6 +199,7 @@ def load_serving_bundle(
         item_ids=loaded.item_ids,
         online_user_features=loaded.online_user_features,
         online_item_features=loaded.online_item_features,
+        item_embeddings=loaded.item_embeddings,
         contract=contract,
         index_kind=loaded.manifest.index_kind,
         promoted_at=promoted_at,

@@ -66,7 +66,7 @@ class ExposureTracker:
 
     def under_exposed(self, catalogue_sizes: np.ndarray, present: np.ndarray, n_groups: int) -> np.ndarray:
         """The `n_groups` groups among `present` with the fewest impressions per catalogue item (ties: lower id)."""
-        present = np.unique(np.asarray(present, dtype=np.int64))
+        present = np.flatnonzero(np.bincount(np.asarray(present, dtype=np.int64), minlength=N_GROUPS))
         with self._lock:
             per_item = self._counts[present] / np.maximum(catalogue_sizes[present], 1)
         order = np.lexsort((present, per_item))
@@ -76,28 +76,43 @@ class ExposureTracker:
 def min_exposure_rerank(
     ranked_groups: np.ndarray, k: int, n_reserved: int, target_groups: Sequence[int] | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Choose a page of k from a ranked candidate list so at least n_reserved slots hold target-group items.
+    """Choose a page of k from a ranked candidate list so n_reserved slots hold the target groups' items.
 
-    `ranked_groups[i]` is the group of the i-th best candidate. Returns (positions into the ranked
-    list for the page's slots, reserved mask per slot). If the organic top k already holds enough
-    target-group items nothing moves (zero cost); otherwise the best target-group candidates below
-    the page replace the lowest-ranked non-target items, keeping everyone else's order. The first
-    n_reserved target-group slots are marked reserved: exploration must not move them, so the
-    guarantee holds for every list the stochastic policy can serve. If the candidates hold fewer
-    target-group items than n_reserved, all of them are used.
+    `ranked_groups[i]` is the group of the i-th best candidate; `target_groups` are the under-exposed
+    groups, least exposed first. Reserved slot j goes to target group j (cycling when there are more
+    slots than groups), so the least-exposed group gets the first one: "any target group" would let a
+    common group that is often on the page anyway stand in for a starved one forever. For each slot:
+    if an item of its group is already on the page it is marked reserved and nothing moves (zero
+    cost); otherwise the group's best candidate below the page replaces the lowest-ranked unreserved
+    item; a group with no candidate at all yields its slot to the next group. Reserved slots are
+    fixed: exploration must not move them, so the guarantee holds for every list the stochastic
+    policy can serve. Returns (positions into the ranked list for the page's slots in rank order,
+    reserved mask per slot).
     """
     n = len(ranked_groups)
     k = min(k, n)
     page = np.arange(k)
-    is_target = np.isin(ranked_groups, np.asarray(target_groups, dtype=ranked_groups.dtype))
-    have = int(is_target[:k].sum())
-    if have < n_reserved:
-        below = np.flatnonzero(is_target[k:]) + k
-        incoming = below[: n_reserved - have]
-        outgoing = np.flatnonzero(~is_target[:k])[::-1][: len(incoming)]  # lowest-ranked non-target slots
-        page = page.copy()
-        # The replaced slots keep their order: the best incoming item takes the highest freed slot.
-        page[np.sort(outgoing)] = incoming
     reserved = np.zeros(k, dtype=bool)
-    reserved[np.flatnonzero(is_target[page])[:n_reserved]] = True
-    return page, reserved
+    targets = [int(g) for g in np.asarray(target_groups).tolist()]
+    if not targets or n_reserved <= 0:
+        return page, reserved
+    on_page = np.zeros(n, dtype=bool)
+    on_page[:k] = True
+    for slot in range(min(n_reserved, k)):
+        first = slot % len(targets)
+        for group in targets[first:] + targets[:first]:
+            held = np.flatnonzero((ranked_groups[page] == group) & ~reserved)
+            if len(held):
+                reserved[held[0]] = True
+                break
+            below = np.flatnonzero((ranked_groups == group) & ~on_page)
+            free = np.flatnonzero(~reserved)
+            if len(below) and len(free):
+                out = free[-1]  # the lowest-ranked unreserved item leaves the page
+                on_page[page[out]] = False
+                page[out] = below[0]
+                on_page[below[0]] = True
+                reserved[out] = True
+                break
+    order = np.argsort(page, kind="stable")  # incoming items rank below the page: they take its last slots
+    return page[order], reserved[order]

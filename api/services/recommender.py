@@ -1,8 +1,9 @@
 """The request path, in process: user features -> user tower -> FAISS top-N -> ranker -> fairness -> exploration.
 
 No I/O happens here (no warehouse, no files): everything comes from a `ServingBundle` built at load
-time, so `recommend` is a pure function of (bundle, user, k, exposure counters, random draw) that
-runs in a worker thread. Holdout and cold-start users get a popularity list instead.
+time, so `recommend` is a pure function of (bundle, user, k, exposure counters, random draw); the
+API calls it on its event loop (docs/adr/0005-serving-concurrency.md). Holdout and cold-start users get
+a popularity list instead.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from api.config import ApiSettings
 from api.services.assignment import in_holdout
 from api.services.bundle_state import ServingBundle
 from api.services.exploration import ExplorationPolicy, explore
-from api.services.fairness import ExposureTracker, min_exposure_rerank, reserved_slot_count
+from api.services.fairness import N_GROUPS, ExposureTracker, min_exposure_rerank, reserved_slot_count
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,16 @@ class Recommender:
         self._seed = config.seed
         self._counter = itertools.count()
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     def _rng(self) -> np.random.Generator:
-        # numpy Generators are not thread-safe: one per request, reproducible when a seed is configured.
+        # numpy Generators are not thread-safe. Seeded: one per request, reproducible by request number.
+        # Unseeded: one per thread, seeded from OS entropy once (fresh entropy per request costs a syscall).
         if self._seed is None:
-            return np.random.default_rng()
+            generator = getattr(self._local, "generator", None)
+            if generator is None:
+                generator = self._local.generator = np.random.default_rng()
+            return generator
         with self._lock:
             return np.random.default_rng([self._seed, next(self._counter)])
 
@@ -82,34 +88,93 @@ class Recommender:
             cold_start=policy == "cold_start",
         )
 
-    def score_candidates(self, bundle: ServingBundle, user_id: int, row: int) -> tuple[np.ndarray, np.ndarray]:
-        """FAISS candidates for the user and their ranker logits, best first: (rows, logits)."""
+    def user_query(self, bundle: ServingBundle, user_id: int, row: int) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+        """The user's feature row (name -> (1,) tensors, plus user_id) and user-tower embedding (1, 128)."""
         with torch.inference_mode():
             user_batch = {name: values[row : row + 1] for name, values in bundle.user_features.items()}
             user_batch["user_id"] = torch.tensor([user_id], dtype=torch.int64)
-            query = bundle.two_tower.user_embedding(user_batch).numpy()  # (1, 128)
-            retrieval_scores, found = bundle.index.search(query, min(self.config.retrieval_k, bundle.n_items))
-            keep = found[0] >= 0
-            rows = found[0][keep]
-            n = len(rows)
-            rows_t = torch.from_numpy(rows)
-            batch = {name: values.index_select(0, rows_t) for name, values in bundle.item_features.items()}
-            for name, values in user_batch.items():
-                batch[name] = values.expand(n)
-            batch["two_tower_score"] = torch.from_numpy(retrieval_scores[0][keep])
-            logits = bundle.ranker(batch).numpy().astype(np.float64)  # (n,)
+            return user_batch, bundle.two_tower.user_embedding(user_batch).numpy()
+
+    def retrieve(self, bundle: ServingBundle, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS top-`retrieval_k` for one query: (index rows, two-tower scores), best first."""
+        scores, found = bundle.index.search(query, min(self.config.retrieval_k, bundle.n_items))
+        keep = found[0] >= 0  # an IVF index can return fewer than asked
+        return found[0][keep], scores[0][keep]
+
+    def rank(
+        self, bundle: ServingBundle, user_batch: dict[str, torch.Tensor], rows: np.ndarray, retrieval: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Ranker logits for candidate rows, best first: (rows, logits)."""
+        with torch.inference_mode():
+            # Item columns were encoded at load time, the user's are encoded once here; only the score varies per row.
+            per_row = {"two_tower_score": torch.from_numpy(retrieval)}
+            logits = bundle.ranker.score_rows(bundle.ranker_items, torch.from_numpy(rows), user_batch, per_row)
+        logits = logits.numpy().astype(np.float64)
         order = np.argsort(-logits, kind="stable")
         return rows[order], logits[order]
 
+    def score_candidates(self, bundle: ServingBundle, user_id: int, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS candidates for the user and their ranker logits, best first: (rows, logits)."""
+        user_batch, query = self.user_query(bundle, user_id, row)
+        rows, retrieval = self.retrieve(bundle, query)
+        return self.rank(bundle, user_batch, rows, retrieval)
+
+    def reach_groups(
+        self,
+        bundle: ServingBundle,
+        query: np.ndarray,
+        rows: np.ndarray,
+        retrieval: np.ndarray,
+        targets: np.ndarray,
+        n: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Add to the candidates up to `n` best-matching items of each target group retrieval missed.
+
+        Under-exposed groups are often absent from the top 500 because they are under-exposed: small,
+        new, niche. Each group keeps a shortlist of its most popular items (`GROUP_SHORTLIST_SIZE`),
+        scored against the query exactly (m x 128), so the reserved slots can always be filled.
+        """
+        found = np.bincount(bundle.item_groups[rows], minlength=N_GROUPS)
+        extra_rows, extra_scores = [rows], [retrieval]
+        for group in targets.tolist():
+            missing = n - int(found[group]) if group < len(found) else n
+            if missing <= 0 or group not in bundle.group_shortlists:
+                continue
+            shortlist, embeddings = bundle.group_shortlists[group]
+            scores = embeddings @ query[0]
+            best = np.argsort(-scores, kind="stable")
+            picked = best[~np.isin(shortlist[best], rows)][:missing]
+            extra_rows.append(shortlist[picked])
+            extra_scores.append(scores[picked].astype(retrieval.dtype))
+        if len(extra_rows) == 1:
+            return rows, retrieval
+        return np.concatenate(extra_rows), np.concatenate(extra_scores)
+
+    def candidates(
+        self, bundle: ServingBundle, user_id: int, row: int, k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Ranked candidates (rows, logits), the under-exposed target groups and the reserved slot count."""
+        user_batch, query = self.user_query(bundle, user_id, row)
+        rows, retrieval = self.retrieve(bundle, query)
+        n_reserved = reserved_slot_count(min(k, len(rows)), self.config.fairness_share)
+        targets = np.zeros(0, dtype=np.int64)
+        if n_reserved:
+            # The least-exposed groups of the whole catalogue, not only of this user's candidates.
+            catalogue_groups = np.flatnonzero(bundle.group_sizes)
+            targets = self.tracker.under_exposed(bundle.group_sizes, catalogue_groups, self.config.fairness_groups)
+            rows, retrieval = self.reach_groups(bundle, query, rows, retrieval, targets, n_reserved)
+        ranked_rows, ranked_scores = self.rank(bundle, user_batch, rows, retrieval)
+        return ranked_rows, ranked_scores, targets, n_reserved
+
     def personalized(self, bundle: ServingBundle, user_id: int, row: int, k: int) -> Page:
         """Retrieval + ranking + minimum-exposure re-rank + exploration."""
-        ranked_rows, ranked_scores = self.score_candidates(bundle, user_id, row)
+        ranked_rows, ranked_scores, targets, n_reserved = self.candidates(bundle, user_id, row, k)
         k = min(k, len(ranked_rows))
         ranked_groups = bundle.item_groups[ranked_rows]
-        n_reserved = reserved_slot_count(k, self.config.fairness_share)
-        targets = self.tracker.under_exposed(bundle.group_sizes, ranked_groups, self.config.fairness_groups)
         page, reserved = min_exposure_rerank(ranked_groups, k, n_reserved, targets)
-        extra = np.setdiff1d(np.arange(len(ranked_rows)), page, assume_unique=True)  # sorted = rank order
+        off_page = np.ones(len(ranked_rows), dtype=bool)
+        off_page[page] = False
+        extra = np.flatnonzero(off_page)  # candidates not on the page, in rank order
         served, propensity = explore(page, reserved, extra, ranked_scores, self.exploration, self._rng())
         return Page(
             rows=ranked_rows[served],

@@ -73,9 +73,11 @@ def scan_impressions(logs_dir: Path, recent: int) -> LogScan:
 class ServingLogs:
     """The impression and event logs of this process and the bounded request -> user map."""
 
-    def __init__(self, logs_dir: Path, request_map_size: int, durable: bool = True) -> None:
-        self.impressions = EventLog(logs_dir, "impressions", durable=durable)
-        self.events = EventLog(logs_dir, "events", durable=durable)
+    def __init__(
+        self, logs_dir: Path, request_map_size: int, fsync: str = "interval", fsync_interval: float = 0.05
+    ) -> None:
+        self.impressions = EventLog(logs_dir, "impressions", fsync=fsync, fsync_interval=fsync_interval)
+        self.events = EventLog(logs_dir, "events", fsync=fsync, fsync_interval=fsync_interval)
         self.logs_dir = logs_dir
         self._requests: OrderedDict[str, ServedRequest] = OrderedDict()
         self._size = request_map_size

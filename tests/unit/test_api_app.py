@@ -80,6 +80,24 @@ def test_recommendations_are_logged_before_the_response(client: TestClient, home
     assert all(r["latency_ms"] > 0 and r["model_version"] == "v1" for r in logged)
 
 
+@pytest.mark.parametrize("mode", ["always", "interval"])
+def test_every_fsync_mode_logs_each_page_before_its_response(home: Settings, mode: str) -> None:
+    with TestClient(create_app(api_settings(home, log_fsync=mode, log_fsync_interval_ms=5))) as test_client:
+        bodies = [test_client.get("/v1/recommendations", params={"user_id": u, "k": 5}).json() for u in (1, 2, 3)]
+        # Read while the server still runs: nothing may depend on a flush at shutdown.
+        logged = {(r["request_id"], r["item_id"]) for r in read_stream(home.logs_dir, "impressions")}
+    assert logged == {(b["request_id"], i["item_id"]) for b in bodies for i in b["items"]}
+
+
+def test_a_bad_log_fsync_setting_is_named(home: Settings) -> None:
+    from streamrec.errors import StreamRecError
+
+    with pytest.raises(StreamRecError, match="STREAMREC_LOG_FSYNC='sometimes'"):
+        ApiSettings.from_env({"STREAMREC_HOME": str(home.home), "STREAMREC_LOG_FSYNC": "sometimes"})
+    with pytest.raises(StreamRecError, match="STREAMREC_LOG_FSYNC_INTERVAL_MS='0' is out of range"):
+        ApiSettings.from_env({"STREAMREC_HOME": str(home.home), "STREAMREC_LOG_FSYNC_INTERVAL_MS": "0"})
+
+
 def test_cold_start_and_holdout_policies(client: TestClient) -> None:
     cold = client.get("/v1/recommendations", params={"user_id": 999_999, "k": 5}).json()
     assert cold["cold_start"] is True and cold["policy"] == "cold_start"

@@ -158,3 +158,21 @@ def test_canary_state_machine() -> None:
         canary.rollback(done)
     with pytest.raises(canary.CanaryConflict, match="roll it back"):
         canary.start(state, "v3", 1, 0.1)
+
+
+def test_the_least_exposed_group_gets_the_reserved_slot_first() -> None:
+    # Group 5 is on the page already, but group 3 is the least exposed: the one reserved slot is group 3's.
+    groups = np.array([0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3], dtype=np.int16)
+    page, reserved = min_exposure_rerank(groups, k=10, n_reserved=1, target_groups=[3, 5])
+    assert page.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 11]
+    assert reserved.tolist() == [False] * 9 + [True]
+    # With two reserved slots, the second goes to group 5, which holds one on the page already: nothing more moves.
+    page, reserved = min_exposure_rerank(groups, k=10, n_reserved=2, target_groups=[3, 5])
+    assert page.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 11]
+    assert np.flatnonzero(reserved).tolist() == [2, 9]
+
+
+def test_a_target_group_without_candidates_yields_its_slot() -> None:
+    groups = np.array([0] * 12 + [4], dtype=np.int16)
+    page, reserved = min_exposure_rerank(groups, k=10, n_reserved=1, target_groups=[9, 4])
+    assert page.tolist()[-1] == 12 and reserved.tolist() == [False] * 9 + [True]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -165,3 +166,68 @@ def test_records_are_plain_json_lines(tmp_path: Path) -> None:
     assert lines[-1] == b"" and len(lines) == 3
     first = msgspec.json.decode(lines[0])
     assert first["served_at"] == "2026-11-25T12:00:00Z" and first["canary_phase"] is None
+
+
+def test_interval_mode_writes_before_returning_and_syncs_in_the_background(tmp_path: Path) -> None:
+    with EventLog(tmp_path, "impressions", fsync="interval", fsync_interval=0.01) as log:
+        log.append(impressions("a", 3))
+        segment = log.segment_path
+        assert segment is not None
+        # Readable by another reader as soon as append returns: the bytes are in the file (the kernel's page cache).
+        assert [r.request_id for r in read_segment(segment, ImpressionRecord).records] == ["a"] * 3
+        deadline = time.monotonic() + 5
+        while log.stats.syncs == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert log.stats.syncs >= 1
+        syncs = log.stats.syncs
+        time.sleep(0.05)
+        assert log.stats.syncs == syncs  # nothing written since: no fdatasync for a clean file
+    assert list(read_stream(tmp_path, "impressions", ImpressionRecord)) == impressions("a", 3)
+
+
+def test_interval_mode_async_appends_complete_without_the_writer_thread(tmp_path: Path) -> None:
+    async def main(log: EventLog) -> None:
+        await asyncio.gather(*(log.append_async(impressions(f"r{i}", 2)) for i in range(20)))
+
+    with EventLog(tmp_path, "impressions", fsync="interval") as log:
+        asyncio.run(main(log))
+        assert log.stats.batches == 20 and log.stats.records == 40
+    assert len(list(read_stream(tmp_path, "impressions", ImpressionRecord))) == 40
+
+
+def test_interval_mode_rotates_segments_without_losing_a_batch(tmp_path: Path) -> None:
+    batches = [impressions(f"r{i}", 4) for i in range(30)]
+    with EventLog(tmp_path, "impressions", fsync="interval", fsync_interval=0.001, max_segment_bytes=4096) as log:
+        for batch in batches:
+            log.append(batch)
+    assert len(segment_paths(tmp_path, "impressions")) > 1
+    assert list(read_stream(tmp_path, "impressions", ImpressionRecord)) == [r for b in batches for r in b]
+
+
+def test_a_failed_background_sync_refuses_later_appends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamrec.eventlog as eventlog
+
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(eventlog, "_sync_data", broken)
+    log = EventLog(tmp_path, "events", fsync="interval", fsync_interval=0.005)
+    log.append([{"event_id": "first"}])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            log.append([{"event_id": "more"}])
+        except StreamRecError as exc:
+            assert "fdatasync failed" in str(exc) and "Input/output error" in str(exc)
+            break
+        time.sleep(0.005)
+    else:
+        pytest.fail("appends kept succeeding after the background fdatasync failed")
+    log.close()
+
+
+def test_unknown_fsync_mode_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StreamRecError, match="unknown fsync mode 'sometimes'"):
+        EventLog(tmp_path, "events", fsync="sometimes")
+    with pytest.raises(StreamRecError, match="fsync interval must be positive"):
+        EventLog(tmp_path, "events", fsync="interval", fsync_interval=0)

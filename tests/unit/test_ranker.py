@@ -68,3 +68,29 @@ def test_artifact_keeps_feature_list_and_contract_hash(trained, tmp_path) -> Non
         assert torch.equal(loaded(tensors), ranker(tensors))
     with pytest.raises(ContractViolation, match="trained against contract"):
         loaded.check_contract("0" * 64)
+
+
+def test_precomputed_item_columns_score_like_the_joined_batch(trained) -> None:
+    """Serving's path (items encoded once, user once, score per row) gives forward's logits on the joined batch."""
+    ranker, tensors, _, contract = trained
+    item_names = [f.name for f in contract.for_entity("item")]
+    user_names = [f.name for f in contract.for_entity("user")]
+    catalogue = {name: tensors[name] for name in item_names}  # 800 catalogue items
+    items = ranker.precompute_items(catalogue, chunk=300)  # several chunks
+    assert items.values.shape[0] == 800 and set(items.names) == set(item_names)
+    rows = torch.tensor([5, 799, 0, 42, 42, 311])
+    user = 17
+    shared = {name: tensors[name][user : user + 1] for name in user_names}
+    score = torch.linspace(-1, 1, len(rows))
+    joined = {name: tensors[name].index_select(0, rows) for name in item_names}
+    joined |= {name: shared[name].expand(len(rows)) for name in user_names}
+    joined[TWO_TOWER_SCORE.name] = score
+    with torch.inference_mode():
+        expected = ranker(joined)
+        got = ranker.score_rows(items, rows, shared, {TWO_TOWER_SCORE.name: score})
+    assert torch.allclose(got, expected, atol=1e-6, rtol=1e-6)
+    with pytest.raises(MissingFeature, match=TWO_TOWER_SCORE.name):
+        ranker.score_rows(items, rows, shared, {})
+    without_user_feature = {k: v for k, v in shared.items() if k != user_names[0]}
+    with pytest.raises(MissingFeature, match=user_names[0]):
+        ranker.score_rows(items, rows, without_user_feature, {TWO_TOWER_SCORE.name: score})
