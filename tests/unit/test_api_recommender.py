@@ -45,9 +45,7 @@ def test_every_page_holds_the_reserved_under_exposed_items(
 
 
 def test_the_re_rank_reaches_groups_retrieval_missed(bundle: ServingBundle, tmp_path: Path) -> None:
-    rec = recommender(
-        tmp_path, STREAMREC_EXPLORATION="none", STREAMREC_RETRIEVAL_K="15", STREAMREC_FAIRNESS_GROUPS="1"
-    )
+    rec = recommender(tmp_path, STREAMREC_EXPLORATION="none", STREAMREC_RETRIEVAL_K="15", STREAMREC_FAIRNESS_GROUPS="1")
     present = np.flatnonzero(bundle.group_sizes)
     # One group has never been shown; every other has been shown a lot.
     starved = int(present[np.argmin(bundle.group_sizes[present])])
