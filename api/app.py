@@ -33,7 +33,7 @@ from api.services.container import Services
 from api.services.fairness import ExposureTracker
 from api.services.metrics import metrics_middleware_factory
 from api.services.recommender import Recommender
-from api.services.serving import ServingState
+from api.services.serving import ServingState, freeze_heap
 from api.services.serving_logs import ServingLogs, scan_impressions
 
 logger = logging.getLogger("streamrec.api")
@@ -75,6 +75,7 @@ def _lifespan(services: Services):
         try:
             await services.state.startup()
             await _restore_from_logs(services, logs)
+            freeze_heap()  # after the startup scan's garbage is gone: see freeze_heap
             services.logs = logs
             yield
         finally:

@@ -10,6 +10,7 @@ by one asyncio lock.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +25,18 @@ from api.services.canary import CanaryConflict, CanaryState
 from streamrec.errors import StreamRecError
 
 logger = logging.getLogger("streamrec.api")
+
+
+def freeze_heap() -> None:
+    """Move every object alive now out of the garbage collector's reach (`gc.freeze`).
+
+    The modules and a loaded bundle are a few hundred thousand long-lived objects; a full collection
+    walks them all (~70-95 ms measured with the 1M-item bundle), and it runs on the event loop's
+    thread, stalling every queued request. Frozen objects are still freed by reference counting
+    when a reload drops them; only reference cycles among them would stay (none are known).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass(frozen=True)
@@ -63,7 +76,7 @@ class ServingState:
     async def _load(
         self, version: str, manifest_sha256: str | None, promoted_at: str | None, bundle_dir: Path | None = None
     ) -> ServingBundle:
-        return await anyio.to_thread.run_sync(
+        bundle = await anyio.to_thread.run_sync(
             lambda: self._loader(
                 bundle_dir or self._bundle_dir(version),
                 expected_version=version,
@@ -71,6 +84,8 @@ class ServingState:
                 promoted_at=promoted_at,
             )
         )
+        freeze_heap()
+        return bundle
 
     async def reload(self) -> tuple[str, str | None, bool]:
         """Serve what ACTIVE.json names; returns (version, previous version, changed). Keeps serving on failure."""
