@@ -42,8 +42,9 @@ lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(STAMP) ## run the benchmarks and rewrite docs/benchmarks.md sections
+bench: $(STAMP) ## run the benchmarks and rewrite docs/benchmarks.md sections (serving needs wrk: apt-get install wrk)
 	$(BIN)/python bench/feature_build.py
+	$(BIN)/python bench/serve.py
 
 clean: ## remove built state (warehouse, artifacts, logs) but keep .venv
 	rm -rf $(STREAMREC_HOME) dbt_project/target dbt_project/logs

@@ -169,6 +169,18 @@ class Recommender:
     def personalized(self, bundle: ServingBundle, user_id: int, row: int, k: int) -> Page:
         """Retrieval + ranking + minimum-exposure re-rank + exploration."""
         ranked_rows, ranked_scores, targets, n_reserved = self.candidates(bundle, user_id, row, k)
+        return self.page(bundle, ranked_rows, ranked_scores, targets, n_reserved, k)
+
+    def page(
+        self,
+        bundle: ServingBundle,
+        ranked_rows: np.ndarray,
+        ranked_scores: np.ndarray,
+        targets: np.ndarray,
+        n_reserved: int,
+        k: int,
+    ) -> Page:
+        """The served page from ranked candidates: minimum-exposure re-rank, then exploration with propensities."""
         k = min(k, len(ranked_rows))
         ranked_groups = bundle.item_groups[ranked_rows]
         page, reserved = min_exposure_rerank(ranked_groups, k, n_reserved, targets)
