@@ -149,9 +149,6 @@ def stage_breakdown(bundle: ServingBundle, recommender: Recommender, users: list
     Calls the steps `Recommender.personalized` is made of (`Recommender.candidates`, then `page`) with
     a clock between them. Cold-start users (no feature row) are skipped.
     """
-    from api.services.fairness import reserved_slot_count
-
-    config = recommender.config
     totals = {"user_tower_ms": 0.0, "faiss_ms": 0.0, "ranker_ms": 0.0, "rest_ms": 0.0}
     timed = 0
     for user_id in users:
@@ -163,10 +160,9 @@ def stage_breakdown(bundle: ServingBundle, recommender: Recommender, users: list
         t1 = time.perf_counter()
         rows, retrieval = recommender.retrieve(bundle, query)
         t2 = time.perf_counter()
-        n_reserved = reserved_slot_count(min(10, len(rows)), config.fairness_share)
-        groups = np.flatnonzero(bundle.group_sizes)
-        targets = recommender.tracker.under_exposed(bundle.group_sizes, groups, config.fairness_groups)
-        rows, retrieval = recommender.reach_groups(bundle, query, rows, retrieval, targets, n_reserved)
+        targets, n_reserved = recommender.fairness_targets(bundle, min(10, len(rows)))
+        if n_reserved:
+            rows, retrieval = recommender.reach_groups(bundle, query, rows, retrieval, targets, n_reserved)
         t3 = time.perf_counter()
         ranked_rows, ranked_scores = recommender.rank(bundle, user_batch, rows, retrieval)
         t4 = time.perf_counter()

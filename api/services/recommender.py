@@ -137,7 +137,7 @@ class Recommender:
         found = np.bincount(bundle.item_groups[rows], minlength=N_GROUPS)
         extra_rows, extra_scores = [rows], [retrieval]
         for group in targets.tolist():
-            missing = n - int(found[group]) if group < len(found) else n
+            missing = n - int(found[group])
             if missing <= 0 or group not in bundle.group_shortlists:
                 continue
             shortlist, embeddings = bundle.group_shortlists[group]
@@ -156,15 +156,20 @@ class Recommender:
         """Ranked candidates (rows, logits), the under-exposed target groups and the reserved slot count."""
         user_batch, query = self.user_query(bundle, user_id, row)
         rows, retrieval = self.retrieve(bundle, query)
-        n_reserved = reserved_slot_count(min(k, len(rows)), self.config.fairness_share)
-        targets = np.zeros(0, dtype=np.int64)
+        targets, n_reserved = self.fairness_targets(bundle, min(k, len(rows)))
         if n_reserved:
-            # The least-exposed groups of the whole catalogue, not only of this user's candidates.
-            catalogue_groups = np.flatnonzero(bundle.group_sizes)
-            targets = self.tracker.under_exposed(bundle.group_sizes, catalogue_groups, self.config.fairness_groups)
             rows, retrieval = self.reach_groups(bundle, query, rows, retrieval, targets, n_reserved)
         ranked_rows, ranked_scores = self.rank(bundle, user_batch, rows, retrieval)
         return ranked_rows, ranked_scores, targets, n_reserved
+
+    def fairness_targets(self, bundle: ServingBundle, page_size: int) -> tuple[np.ndarray, int]:
+        """The under-exposed groups, least exposed first, and how many slots of the page are reserved for them."""
+        n_reserved = reserved_slot_count(page_size, self.config.fairness_share)
+        if not n_reserved:
+            return np.zeros(0, dtype=np.int64), 0
+        # The least-exposed groups of the whole catalogue, not only of this user's candidates.
+        catalogue_groups = np.flatnonzero(bundle.group_sizes)
+        return self.tracker.under_exposed(bundle.group_sizes, catalogue_groups, self.config.fairness_groups), n_reserved
 
     def personalized(self, bundle: ServingBundle, user_id: int, row: int, k: int) -> Page:
         """Retrieval + ranking + minimum-exposure re-rank + exploration."""
