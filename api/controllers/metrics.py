@@ -6,7 +6,7 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 
 from api.services.container import Services
-from api.services.metrics import CONTENT_TYPE
+from api.services.metrics import CONTENT_TYPE, render_log_syncs
 
 
 class MetricsController(Controller):
@@ -17,5 +17,8 @@ class MetricsController(Controller):
 
     @get(operation_id="getMetrics", media_type=CONTENT_TYPE)
     async def metrics(self, services: NamedDependency[Services]) -> Response[str]:
-        """Request counts by endpoint/status, latency histograms, impressions and events logged, errors."""
-        return Response(services.metrics.render(), media_type=CONTENT_TYPE)
+        """Request counts by endpoint/status, latency histograms, impressions and events logged, errors, log fsyncs."""
+        text = services.metrics.render()
+        if services.logs is not None:
+            text += render_log_syncs(services.logs.impressions.stats.syncs, services.logs.events.stats.syncs)
+        return Response(text, media_type=CONTENT_TYPE)

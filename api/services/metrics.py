@@ -111,6 +111,17 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+def render_log_syncs(impressions: int, events: int) -> str:
+    """fdatasync calls of the two logs (EventLog.stats.syncs), kept by the logs themselves, in the text format."""
+    name = "streamrec_log_fsyncs_total"
+    return (
+        f"# HELP {name} fdatasync calls made on the impression and event logs (STREAMREC_LOG_FSYNC).\n"
+        f"# TYPE {name} counter\n"
+        f'{name}{{stream="impressions"}} {impressions}\n'
+        f'{name}{{stream="events"}} {events}\n'
+    )
+
+
 def metrics_middleware_factory(metrics: Metrics):
     """An ASGI middleware recording status and latency of every routed HTTP request into `metrics`."""
 

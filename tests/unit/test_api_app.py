@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -299,6 +300,19 @@ def test_metrics_exposition(client: TestClient) -> None:
     assert "streamrec_impressions_logged_total{policy=" in text
     assert 'streamrec_http_request_duration_seconds_bucket{endpoint="/v1/recommendations",le="+Inf"} 4' in text
     assert "# TYPE streamrec_http_request_duration_seconds histogram" in text
+    assert 'streamrec_log_fsyncs_total{stream="impressions"}' in text
+
+
+def test_metrics_count_the_background_fsyncs(home: Settings) -> None:
+    with TestClient(create_app(api_settings(home, log_fsync="interval", log_fsync_interval_ms=5))) as client:
+        client.get("/v1/recommendations", params={"user_id": 2, "k": 4})
+        for _ in range(200):  # the sync thread runs every 5 ms; give it up to ~2 s
+            text = client.get("/metrics").text
+            if 'streamrec_log_fsyncs_total{stream="impressions"} 0' not in text:
+                break
+            time.sleep(0.01)
+    assert 'streamrec_log_fsyncs_total{stream="impressions"} 0' not in text
+    assert 'streamrec_log_fsyncs_total{stream="events"} 0' in text  # nothing written, nothing synced
 
 
 def test_restart_restores_requests_and_exposure(home: Settings) -> None:
