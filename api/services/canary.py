@@ -6,14 +6,20 @@
 
 Phase 1 is judged on predictive metrics and latency, phase 2 on creator-exposure equity; the
 judging is SQL over the ingested logs, done by `streamrec canary advance`, not by the server.
+Every change is also written to `artifacts/CANARY.json` (next to ACTIVE.json), so a restarted
+server resumes the canary it was running instead of silently dropping it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from streamrec.errors import StreamRecError
+
+CANARY_FILE = "CANARY.json"
 
 
 class CanaryConflict(StreamRecError):
@@ -77,3 +83,31 @@ def rollback(state: CanaryState) -> CanaryState:
     if state.state == "idle":
         raise CanaryConflict("no canary is running: nothing to roll back")
     return CanaryState()
+
+
+def save(artifacts_dir: Path, state: CanaryState) -> None:
+    """Write the state to CANARY.json atomically (temp file, fsync, rename)."""
+    from models_ml.bundle import write_json_atomically
+
+    write_json_atomically(artifacts_dir / CANARY_FILE, asdict(state))
+
+
+def load(artifacts_dir: Path) -> CanaryState:
+    """The saved state; idle when nothing was saved. A file that does not parse raises, naming it."""
+    path = artifacts_dir / CANARY_FILE
+    if not path.is_file():
+        return CanaryState()
+    try:
+        raw = json.loads(path.read_text())
+        state = CanaryState(
+            state=str(raw["state"]),
+            candidate_version=raw.get("candidate_version"),
+            phase=raw.get("phase"),
+            share=float(raw.get("share") or 0.0),
+            started_at=raw.get("started_at"),
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise StreamRecError(f"{path}: not a valid canary state ({exc})") from exc
+    if state.state not in ("idle", "running", "held") or (state.state != "idle" and not state.candidate_version):
+        raise StreamRecError(f"{path}: not a valid canary state ({state})")
+    return state

@@ -117,6 +117,7 @@ class ServingState:
             routing = self.routing
             if routing.candidate is not None and routing.candidate.version == bundle.version:
                 routing = Routing(control=bundle)  # the candidate was promoted: the canary is over
+                self._save_canary(routing.canary)
             else:
                 routing = replace(routing, control=bundle)
             self.routing = routing
@@ -125,12 +126,33 @@ class ServingState:
             return bundle.version, previous.version if previous else None, True
 
     async def startup(self) -> None:
-        """Load the active bundle if there is one; failures leave the service live but not ready."""
+        """Load the active bundle if there is one, then resume a saved canary; failures leave the service live."""
         try:
             await self.reload()
         except StreamRecError as exc:
             self.load_error = str(exc)
             logger.error("not ready: %s", exc)
+            return
+        try:
+            await self._resume_canary()
+        except StreamRecError as exc:
+            # The control bundle serves everyone; the operator sees why in the log and in GET /v1/admin/canary.
+            logger.error("canary not resumed: %s", exc)
+
+    async def _resume_canary(self) -> None:
+        saved = canary.load(self.config.home.artifacts_dir)
+        control = self.routing.control
+        if saved.state == "idle" or control is None:
+            return
+        if saved.candidate_version == control.version:  # promoted while the server was down: the canary is over
+            self._save_canary(CanaryState())
+            return
+        candidate = await self._load(str(saved.candidate_version), None, None)
+        self.routing = Routing(control=control, candidate=candidate, canary=saved)
+        logger.info("resumed the canary of %s (%s, phase %s)", candidate.version, saved.state, saved.phase)
+
+    def _save_canary(self, state: CanaryState) -> None:
+        canary.save(self.config.home.artifacts_dir, state)
 
     async def canary_start(self, version: str, phase: int, share: float | None) -> CanaryState:
         """Load `version` as the candidate and route `share` of users to it."""
@@ -146,6 +168,7 @@ class ServingState:
             if candidate is None or candidate.version != version:
                 candidate = await self._load(version, None, None)
             self.routing = Routing(control=routing.control, candidate=candidate, canary=state)
+            self._save_canary(state)
             return state
 
     async def canary_advance(self) -> CanaryState:
@@ -155,6 +178,7 @@ class ServingState:
             state, finished = canary.advance(routing.canary, self.config.canary_phase2_share)
             if not finished:
                 self.routing = replace(routing, canary=state)
+                self._save_canary(state)
                 return state
             pointer = read_active(self.config.home.artifacts_dir)
             candidate = routing.candidate
@@ -166,6 +190,7 @@ class ServingState:
                     f"{pointer.version if pointer else 'nothing'})"
                 )
             self.routing = Routing(control=replace(candidate, promoted_at=pointer.promoted_at))
+            self._save_canary(state)
             return state
 
     async def canary_hold(self) -> CanaryState:
@@ -173,6 +198,7 @@ class ServingState:
         async with self._lock:
             state = canary.hold(self.routing.canary)
             self.routing = replace(self.routing, canary=state)
+            self._save_canary(state)
             return state
 
     async def canary_rollback(self) -> CanaryState:
@@ -180,4 +206,5 @@ class ServingState:
         async with self._lock:
             state = canary.rollback(self.routing.canary)
             self.routing = Routing(control=self.routing.control)
+            self._save_canary(state)
             return state

@@ -278,6 +278,28 @@ def test_two_phase_canary(client: TestClient, home: Settings) -> None:
     assert client.post("/v1/admin/canary", json={"action": "rollback"}, headers=AUTH).status_code == 409
 
 
+def test_a_restarted_server_resumes_its_canary(home: Settings) -> None:
+    start = {"action": "start", "candidate_version": "v2", "phase": 1, "share": 1.0}
+    with TestClient(create_app(api_settings(home))) as client:
+        assert client.post("/v1/admin/canary", json=start, headers=AUTH).status_code == 200
+    with TestClient(create_app(api_settings(home))) as client:  # a restart
+        status = client.get("/v1/admin/canary", headers=AUTH).json()
+        assert (status["state"], status["phase"], status["candidate_version"]) == ("running", 1, "v2")
+        assert client.get("/v1/recommendations", params={"user_id": 7}).json()["model_version"] == "v2"
+        assert client.post("/v1/admin/canary", json={"action": "rollback"}, headers=AUTH).status_code == 200
+    with TestClient(create_app(api_settings(home))) as client:
+        assert client.get("/v1/admin/canary", headers=AUTH).json()["state"] == "idle"
+        assert client.get("/v1/recommendations", params={"user_id": 7}).json()["model_version"] == "v1"
+
+
+def test_a_broken_canary_file_leaves_the_control_serving(home: Settings) -> None:
+    (home.artifacts_dir / "CANARY.json").write_text("{not json")
+    with TestClient(create_app(api_settings(home))) as client:
+        assert client.get("/v1/health").status_code == 200
+        assert client.get("/v1/admin/canary", headers=AUTH).json()["state"] == "idle"
+        assert client.get("/v1/recommendations", params={"user_id": 7}).json()["model_version"] == "v1"
+
+
 def test_canary_rollback_and_bad_commands(client: TestClient) -> None:
     assert client.post("/v1/admin/canary", json={"action": "start"}, headers=AUTH).status_code == 409
     assert client.post("/v1/admin/canary", json={"action": "jump"}, headers=AUTH).status_code == 400
