@@ -38,9 +38,11 @@ test-spark: $(VENV)/.installed-spark ## Spark parity tests: dbt features on pysp
 	@command -v java >/dev/null || { echo "error: java not found (the Spark tests need Java 17)"; exit 1; }
 	$(BIN)/pytest -q tests/spark
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff (lint and format), mypy, and the layer contract (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP) ## run the benchmarks and rewrite docs/benchmarks.md sections (serving needs wrk: apt-get install wrk)
 	$(BIN)/python bench/feature_build.py

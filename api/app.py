@@ -22,19 +22,19 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from api.config import ApiSettings
-from api.controllers.admin import AdminController
-from api.controllers.events import EventController
-from api.controllers.health import HealthController
-from api.controllers.metrics import MetricsController
-from api.controllers.recommendations import RecommendationController
-from api.controllers.versions import VersionController
-from api.services.container import Services
-from api.services.fairness import ExposureTracker
-from api.services.metrics import metrics_middleware_factory
-from api.services.recommender import Recommender
-from api.services.serving import ServingState, freeze_heap
-from api.services.serving_logs import ServingLogs, scan_impressions
+from streamrec.api.config import ApiSettings
+from streamrec.api.controllers.admin import AdminController
+from streamrec.api.controllers.events import EventController
+from streamrec.api.controllers.health import HealthController
+from streamrec.api.controllers.metrics import MetricsController
+from streamrec.api.controllers.recommendations import RecommendationController
+from streamrec.api.controllers.versions import VersionController
+from streamrec.api.services.container import Services
+from streamrec.api.services.fairness import ExposureTracker
+from streamrec.api.services.metrics import metrics_middleware_factory
+from streamrec.api.services.recommender import Recommender
+from streamrec.api.services.serving import ServingState, freeze_heap
+from streamrec.api.services.serving_logs import ServingLogs, scan_impressions
 
 logger = logging.getLogger("streamrec.api")
 

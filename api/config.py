@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from streamrec.errors import StreamRecError
-from streamrec.settings import Settings
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import Settings
 
 T = TypeVar("T")
 

@@ -34,11 +34,12 @@ from pathlib import Path
 
 import duckdb
 
-from streamrec.build import build, dbt_command, dbt_target_dir
-from streamrec.generate import generate
-from streamrec.registry import init_db
-from streamrec.settings import REPO_ROOT, Settings
+from streamrec.batch.build import build, dbt_command, dbt_target_dir
+from streamrec.batch.migrate import init_db
+from streamrec.core.settings import Settings
+from streamrec.lab.generate import generate
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
 SECTION = "## Feature build"
 MARK_START, MARK_END = "<!-- feature-build:start -->", "<!-- feature-build:end -->"
@@ -243,10 +244,10 @@ class SparkResult:
 
 def bench_spark_size(root: Path, interactions: int, days: int) -> SparkResult:
     """Generate one size, build it on DuckDB, export it, build it on Spark and compare the two."""
-    from streamrec.errors import StreamRecError
-    from streamrec.spark_build import spark_build
-    from streamrec.spark_compare import compare
-    from streamrec.spark_export import export
+    from streamrec.batch.spark_build import spark_build
+    from streamrec.batch.spark_compare import compare
+    from streamrec.batch.spark_export import export
+    from streamrec.core.errors import StreamRecError
 
     users, items = max(interactions // 40, 100), max(interactions // 500, 100)
     home = root / f"spark_home_{interactions}"

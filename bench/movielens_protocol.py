@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from contracts import load_contract
-from models_ml.model import TwoTower, TwoTowerConfig, feature_to_dict, in_batch_softmax_loss
-from models_ml.offline import PolicyLists, metrics_at_k
+from streamrec.contracts import load_contract
+from streamrec.models_ml.model import TwoTower, TwoTowerConfig, feature_to_dict, in_batch_softmax_loss
+from streamrec.models_ml.offline import PolicyLists, metrics_at_k
 
 GENRES = {"children's": "childrens", "sci-fi": "sci_fi", "film-noir": "film_noir"}
 

@@ -9,8 +9,8 @@ import timeit
 
 import torch
 
-from contracts import load_contract
-from models_ml.ranker import TWO_TOWER_SCORE, make_ranker
+from streamrec.contracts import load_contract
+from streamrec.models_ml.ranker import TWO_TOWER_SCORE, make_ranker
 
 torch.set_num_threads(1)
 c = load_contract()

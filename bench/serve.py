@@ -52,8 +52,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from api.services.bundle_state import ServingBundle
-    from api.services.recommender import Recommender
+    from streamrec.api.services.bundle_state import ServingBundle
+    from streamrec.api.services.recommender import Recommender
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -78,7 +78,7 @@ STAGE_USERS = 500  # of those, timed again stage by stage
 
 def build(home: Path, items: int, users: int) -> float:
     """Write the synthetic bundle and ACTIVE.json unless they exist; return build seconds (0 if reused)."""
-    from api.synthetic import write_active_pointer, write_synthetic_bundle
+    from streamrec.lab.synthetic_bundle import write_active_pointer, write_synthetic_bundle
 
     version = f"synthetic-clustered-{items}"
     if (home / "artifacts" / version / "manifest.json").exists():
@@ -100,10 +100,10 @@ def in_process(home: Path, users: int, n: int) -> dict:
     import faiss
     import torch
 
-    from api.config import ApiSettings
-    from api.services.bundle_state import load_serving_bundle, read_active
-    from api.services.fairness import ExposureTracker
-    from api.services.recommender import Recommender
+    from streamrec.api.config import ApiSettings
+    from streamrec.api.services.bundle_state import load_serving_bundle, read_active
+    from streamrec.api.services.fairness import ExposureTracker
+    from streamrec.api.services.recommender import Recommender
 
     # The server limits torch and FAISS to one thread per call (api.app); the same here, so the paths compare.
     torch.set_num_threads(1)
@@ -188,12 +188,12 @@ def fairness_cost(home: Path, share: float, groups: int) -> dict:
     the share of pages the re-rank changed. The bundle's online features are the latest snapshot, which
     includes the holdout window, so absolute NDCG is optimistic; both orders share that bias.
     """
-    from api.config import ApiSettings
-    from api.services.bundle_state import load_serving_bundle, read_active
-    from api.services.fairness import ExposureTracker, min_exposure_rerank
-    from api.services.recommender import Recommender
-    from streamrec.settings import Settings
-    from streamrec.warehouse import connect, fetchall
+    from streamrec.api.config import ApiSettings
+    from streamrec.api.services.bundle_state import load_serving_bundle, read_active
+    from streamrec.api.services.fairness import ExposureTracker, min_exposure_rerank
+    from streamrec.api.services.recommender import Recommender
+    from streamrec.core.settings import Settings
+    from streamrec.core.warehouse import connect, fetchall
 
     pointer = read_active(home / "artifacts")
     bundle = load_serving_bundle(pointer.bundle_dir)
@@ -340,7 +340,7 @@ def over_http(
 
     Returns the level results (each tagged with its `fsync` mode) and the server's start-to-ready seconds per mode.
     """
-    from streamrec.server_process import ApiProcess
+    from streamrec.lab.server_process import ApiProcess
 
     wrk = require_wrk()
     results: list[dict] = []

@@ -23,11 +23,11 @@ import faiss
 import numpy as np
 import torch
 
-from contracts import load_contract
-from models_ml.index import FLAT, HNSW, IVF, build_index, recall_at_k
-from models_ml.model import TwoTowerConfig
-from models_ml.synthetic_embeddings import SPREAD, clustered_unit_vectors, random_unit_vectors
-from models_ml.train import TrainConfig, train_two_tower
+from streamrec.contracts import load_contract
+from streamrec.models_ml.index import FLAT, HNSW, IVF, build_index, recall_at_k
+from streamrec.models_ml.model import TwoTowerConfig
+from streamrec.models_ml.synthetic_embeddings import SPREAD, clustered_unit_vectors, random_unit_vectors
+from streamrec.models_ml.train import TrainConfig, train_two_tower
 
 
 def synthetic_positives(rows: int, n_users: int, n_items: int, seed: int = 0) -> dict[str, torch.Tensor]:

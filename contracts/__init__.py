@@ -1,6 +1,6 @@
 """Feature contracts: the single source of truth for every feature's name, dtype, unit and range."""
 
-from contracts.schema import (
+from streamrec.contracts.schema import (
     ContractViolation,
     Feature,
     FeatureContract,

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from contracts.schema import UNIT_SUFFIXES, ContractViolation, Feature, FeatureContract, load_contract
-from streamrec.errors import StreamRecError
-from streamrec.settings import DBT_PROJECT_DIR
+from streamrec.contracts.schema import UNIT_SUFFIXES, ContractViolation, Feature, FeatureContract, load_contract
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import DBT_PROJECT_DIR
 
 DBT_YAML_PATH = DBT_PROJECT_DIR / "models" / "features" / "_features__models.yml"
 

@@ -14,8 +14,8 @@ from alembic import context
 from alembic.ddl.impl import DefaultImpl
 from sqlalchemy.pool import NullPool
 
-from streamrec.settings import Settings
-from streamrec.tables import Base
+from streamrec.core.settings import Settings
+from streamrec.core.tables import Base
 
 
 class DuckDBImpl(DefaultImpl):

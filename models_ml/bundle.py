@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from contracts import FeatureContract, load_contract
-from streamrec.errors import StreamRecError
+from streamrec.contracts import FeatureContract, load_contract
+from streamrec.core.atomic import write_json_atomically
+from streamrec.core.errors import StreamRecError
 
 MANIFEST_NAME = "manifest.json"
 EMBEDDING_DIM = 128
@@ -112,36 +111,6 @@ def _bundle_files(bundle_dir: Path) -> list[str]:
             continue
         names.append(rel)
     return names
-
-
-def _json_default(value: Any) -> Any:
-    # Metrics often arrive as numpy scalars/arrays or datetimes; store them as plain JSON values.
-    if isinstance(value, np.generic | np.ndarray):
-        return value.tolist()
-    if isinstance(value, datetime | Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def write_json_atomically(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write JSON to a temp file in the same directory, fsync, then rename over `path` (never half-written)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True, default=_json_default)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    # The rename is durable only once the directory entry is on disk too.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def write_manifest(bundle_dir: Path | str, meta: Mapping[str, Any]) -> str:
@@ -427,8 +396,8 @@ def load_bundle(
     """Verify a bundle, then load its models, index, ids, feature schema, reference and online features."""
     import pyarrow.parquet as pq
 
-    from models_ml.model import load_two_tower
-    from models_ml.ranker import load_ranker
+    from streamrec.models_ml.model import load_two_tower
+    from streamrec.models_ml.ranker import load_ranker
 
     bundle_dir = Path(bundle_dir)
     manifest, parts = _verify(bundle_dir, expected_version, contract, expected_manifest_sha256)

@@ -14,20 +14,17 @@ feature snapshot at the split, so nothing from the holdout leaks into what is ev
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
-import numpy as np
-import torch
-from torch import Tensor
 
-from contracts.schema import ContractViolation, Feature, FeatureContract, validate_values
-from streamrec.errors import StreamRecError
-from streamrec.settings import Settings
-from streamrec.warehouse import connect, table_exists
+from streamrec.contracts.schema import Feature, FeatureContract
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import Settings
+from streamrec.core.warehouse import connect, table_exists
+from streamrec.models_ml.tensors import Columns, validate_features
 
-Columns = dict[str, np.ndarray]
 POSITIVE_EVENTS = ("play", "complete", "like")
 KEY_COLUMNS = ("user_id", "item_id", "creator_id", "as_of")
 
@@ -36,46 +33,6 @@ def read_columns(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[obje
     """Run a query and return its columns by name as numpy arrays (null numbers -> NaN, null strings -> None)."""
     table = con.sql(sql, params=list(params) if params else None).to_arrow_table()
     return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
-
-
-def take_rows(columns: Mapping[str, np.ndarray], rows: np.ndarray) -> Columns:
-    """The same columns restricted to `rows` (a boolean mask or integer positions)."""
-    return {name: values[rows] for name, values in columns.items()}
-
-
-def validate_features(columns: Mapping[str, np.ndarray], features: Sequence[Feature], source: str) -> None:
-    """Check every feature is present (by name) and every value keeps the contract; raise ContractViolation."""
-    for feature in features:
-        if feature.name not in columns:
-            raise ContractViolation(
-                f"{source}: contract feature {feature.name} is missing (columns: {sorted(columns)})"
-            )
-        validate_values(feature, np.asarray(columns[feature.name]), source)
-
-
-def to_tensors(
-    columns: Mapping[str, np.ndarray], features: Sequence[Feature], keys: Sequence[str] = ("user_id", "item_id")
-) -> dict[str, Tensor]:
-    """Named model inputs: numbers float32 with NaN for null, flags 0/1, codes as their index in the contract list.
-
-    Run `validate_features` first: an unknown code here is a bug, not bad data, and raises.
-    """
-    out: dict[str, Tensor] = {}
-    for key in keys:
-        if key in columns:
-            out[key] = torch.from_numpy(np.asarray(columns[key]).astype(np.int64))
-    for feature in features:
-        values = np.asarray(columns[feature.name])
-        if feature.codes:
-            uniques, inverse = np.unique(values.astype(str), return_inverse=True)
-            lookup = {code: i for i, code in enumerate(feature.codes)}
-            index = np.array([lookup[u] for u in uniques], dtype=np.int64)
-            out[feature.name] = torch.from_numpy(index[inverse.reshape(-1)])
-        else:
-            if values.dtype == object:
-                values = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-            out[feature.name] = torch.from_numpy(values.astype(np.float32))
-    return out
 
 
 @dataclass

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import Tensor, nn
 
-from contracts.schema import Feature
-from streamrec.errors import StreamRecError
+from streamrec.contracts.schema import Feature
+from streamrec.core.errors import StreamRecError
 
 
 class MissingFeature(StreamRecError, KeyError):

@@ -18,13 +18,14 @@ import pyarrow as pa
 import torch
 from torch import Tensor
 
-from models_ml.data import TrainingData, to_tensors
-from models_ml.index import build_index, search
-from models_ml.model import TwoTower
-from models_ml.ranker import TWO_TOWER_SCORE, Ranker
-from streamrec.errors import StreamRecError
-from streamrec.settings import Settings
-from streamrec.warehouse import connect
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import Settings
+from streamrec.core.warehouse import connect
+from streamrec.models_ml.data import TrainingData
+from streamrec.models_ml.index import build_index, search
+from streamrec.models_ml.model import TwoTower
+from streamrec.models_ml.ranker import TWO_TOWER_SCORE, Ranker
+from streamrec.models_ml.tensors import to_tensors
 
 RETRIEVAL_K = 500
 RANKING_K = 10

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import Tensor, nn
 
-from contracts.schema import Feature
-from models_ml.model import FeatureEncoder, feature_from_dict, feature_to_dict, take
+from streamrec.contracts.schema import Feature
+from streamrec.models_ml.model import FeatureEncoder, feature_from_dict, feature_to_dict, take
 
 # The two-tower score is a model output, not a contract feature; it gets a contract-like entry so the
 # ranker encodes it like any other number.
@@ -138,7 +138,7 @@ class Ranker(nn.Module):
 
     def check_contract(self, contract_sha256: str) -> None:
         """Raise if the ranker was trained against another version of the feature contract."""
-        from contracts.schema import ContractViolation
+        from streamrec.contracts.schema import ContractViolation
 
         if self.contract_sha256 != contract_sha256:
             raise ContractViolation(

@@ -24,10 +24,11 @@ from typing import Any
 
 import duckdb
 
-from models_ml.bundle import BundleMismatch, Manifest, verify_bundle, write_json_atomically
-from streamrec.errors import StreamRecError
-from streamrec.settings import Settings
-from streamrec.warehouse import connect, fetchall, open_duckdb, table_exists, writer_lock
+from streamrec.core.atomic import write_json_atomically
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import Settings
+from streamrec.core.warehouse import connect, fetchall, open_duckdb, table_exists, writer_lock
+from streamrec.models_ml.bundle import BundleMismatch, Manifest, verify_bundle
 
 ACTIVE_NAME = "ACTIVE.json"
 _POINTER_LOCK = ".ACTIVE.lock"

@@ -30,15 +30,16 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor
 
-from contracts.schema import Feature, FeatureContract, load_contract
-from models_ml.data import TrainingData, load_training_data, take_rows, to_tensors
-from models_ml.index import build_index
-from models_ml.model import TwoTower, TwoTowerConfig, feature_to_dict, in_batch_softmax_loss, save_two_tower
-from models_ml.offline import embed, recommend_offline, write_offline
-from models_ml.ranker import TWO_TOWER_SCORE, Ranker, bce_loss, make_ranker, save_ranker
-from streamrec.errors import StreamRecError
-from streamrec.settings import Settings
-from streamrec.warehouse import connect, table_exists
+from streamrec.contracts.schema import Feature, FeatureContract, load_contract
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import Settings
+from streamrec.core.warehouse import connect, table_exists
+from streamrec.models_ml.data import TrainingData, load_training_data
+from streamrec.models_ml.index import build_index
+from streamrec.models_ml.model import TwoTower, TwoTowerConfig, feature_to_dict, in_batch_softmax_loss, save_two_tower
+from streamrec.models_ml.offline import embed, recommend_offline, write_offline
+from streamrec.models_ml.ranker import TWO_TOWER_SCORE, Ranker, bce_loss, make_ranker, save_ranker
+from streamrec.models_ml.tensors import take_rows, to_tensors
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -309,8 +310,8 @@ def _write_bundle_files(
 
 def train(settings: Settings, epochs: int = 3, seed: int = 7, version: str | None = None) -> str:
     """Train, index, bundle, register and write offline rows for one version; returns a one-paragraph summary."""
-    from models_ml.bundle import write_manifest
-    from models_ml.registry import register
+    from streamrec.models_ml.bundle import write_manifest
+    from streamrec.models_ml.registry import register
 
     version = version or default_version()
     if not VERSION_PATTERN.match(version):

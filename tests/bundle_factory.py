@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from contracts import FeatureContract, load_contract
-from models_ml.bundle import write_manifest
+from streamrec.contracts import FeatureContract, load_contract
+from streamrec.models_ml.bundle import write_manifest
 
 
 def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -79,8 +79,8 @@ def make_bundle(
 
 
 def _save_real_models(bundle: Path, contract: FeatureContract, n_items: int) -> None:
-    from models_ml.model import TwoTower, TwoTowerConfig, feature_to_dict, save_two_tower
-    from models_ml.ranker import make_ranker, save_ranker
+    from streamrec.models_ml.model import TwoTower, TwoTowerConfig, feature_to_dict, save_two_tower
+    from streamrec.models_ml.ranker import make_ranker, save_ranker
 
     torch.manual_seed(0)
     config = TwoTowerConfig(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.settings import Settings
+from streamrec.core.settings import Settings
 
 SMALL = {"users": 300, "items": 200, "days": 40, "seed": 1}
 
@@ -24,8 +24,8 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 @pytest.fixture(scope="session")
 def generated_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated warehouse with small synthetic raw data, made once per session (do not modify)."""
-    from streamrec.generate import generate
-    from streamrec.registry import init_db
+    from streamrec.batch.migrate import init_db
+    from streamrec.lab.generate import generate
 
     home = tmp_path_factory.mktemp("generated") / "home"
     settings = Settings(home=home).ensure()
@@ -39,8 +39,8 @@ def built_home(generated_home: Path, tmp_path_factory: pytest.TempPathFactory) -
     """The small warehouse after a passing `streamrec build` and reference capture (do not modify)."""
     import os
 
-    from streamrec.build import build
-    from streamrec.reference import capture
+    from streamrec.batch.build import build
+    from streamrec.batch.reference import capture
 
     home = tmp_path_factory.mktemp("built") / "home"
     shutil.copytree(generated_home, home)

@@ -12,10 +12,10 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
-from api.schemas import CanaryCommand, CanaryStatus, ErrorBody, ReloadResult
-from api.services.canary import CanaryConflict, CanaryState
-from api.services.container import Services
-from streamrec.errors import StreamRecError
+from streamrec.api.schemas import CanaryCommand, CanaryStatus, ErrorBody, ReloadResult
+from streamrec.api.services.canary import CanaryConflict, CanaryState
+from streamrec.api.services.container import Services
+from streamrec.core.errors import StreamRecError
 
 
 def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:

@@ -11,10 +11,10 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
-from api.schemas import ErrorBody, EventBatch, EventsAccepted
-from api.services.container import Services
-from api.services.serving_logs import event_id
-from streamrec.eventlog import EventRecord
+from streamrec.api.schemas import ErrorBody, EventBatch, EventsAccepted
+from streamrec.api.services.container import Services
+from streamrec.api.services.serving_logs import event_id
+from streamrec.core.eventlog import EventRecord
 
 MAX_NAMED = 10  # unknown ids named in one error message
 

@@ -6,8 +6,8 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
-from api.schemas import Health
-from api.services.container import Services
+from streamrec.api.schemas import Health
+from streamrec.api.services.container import Services
 
 
 class HealthController(Controller):

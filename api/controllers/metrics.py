@@ -5,8 +5,8 @@ from __future__ import annotations
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 
-from api.services.container import Services
-from api.services.metrics import CONTENT_TYPE, render_log_syncs
+from streamrec.api.services.container import Services
+from streamrec.api.services.metrics import CONTENT_TYPE, render_log_syncs
 
 
 class MetricsController(Controller):

@@ -13,10 +13,10 @@ from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
-from api.schemas import MAX_INT64, ErrorBody, Recommendations, RecommendedItem
-from api.services.container import Services
-from api.services.fairness import LANGUAGES
-from streamrec.eventlog import ImpressionRecord
+from streamrec.api.schemas import MAX_INT64, ErrorBody, Recommendations, RecommendedItem
+from streamrec.api.services.container import Services
+from streamrec.api.services.fairness import LANGUAGES
+from streamrec.core.eventlog import ImpressionRecord
 
 ALLOWED_PARAMS = frozenset({"user_id", "k", "language"})
 Language = Literal[LANGUAGES]  # type: ignore[valid-type]

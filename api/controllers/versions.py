@@ -6,8 +6,8 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
-from api.schemas import ActiveVersion, ErrorBody
-from api.services.container import Services
+from streamrec.api.schemas import ActiveVersion, ErrorBody
+from streamrec.api.services.container import Services
 
 
 class VersionController(Controller):

@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from api.services.fairness import N_GROUPS, group_of
-from contracts.schema import ContractViolation, FeatureContract, load_contract
-from streamrec.errors import StreamRecError
+from streamrec.api.services.fairness import N_GROUPS, group_of
+from streamrec.contracts.schema import ContractViolation, FeatureContract, load_contract
+from streamrec.core.errors import StreamRecError
 
 ACTIVE_FILE = "ACTIVE.json"
 # Per creator group, its most popular items (with their embeddings) that the fairness re-rank may reach
@@ -99,7 +99,7 @@ def build_serving_bundle(
     source: str = "bundle",
 ) -> ServingBundle:
     """Validate the online snapshot against the contract (by name) and precompute everything requests use."""
-    from models_ml.data import to_tensors, validate_features
+    from streamrec.models_ml.tensors import to_tensors, validate_features
 
     contract = contract or load_contract()
     user_feats = contract.for_entity("user")
@@ -182,7 +182,7 @@ def load_serving_bundle(
     contract: FeatureContract | None = None,
 ) -> ServingBundle:
     """Verify and load a bundle directory (models_ml.bundle.load_bundle), then build its serving arrays."""
-    from models_ml.bundle import load_bundle
+    from streamrec.models_ml.bundle import load_bundle
 
     loaded = load_bundle(
         bundle_dir,

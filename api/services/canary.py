@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from streamrec.errors import StreamRecError
+from streamrec.core.errors import StreamRecError
 
 CANARY_FILE = "CANARY.json"
 
@@ -87,7 +87,7 @@ def rollback(state: CanaryState) -> CanaryState:
 
 def save(artifacts_dir: Path, state: CanaryState) -> None:
     """Write the state to CANARY.json atomically (temp file, fsync, rename)."""
-    from models_ml.bundle import write_json_atomically
+    from streamrec.core.atomic import write_json_atomically
 
     write_json_atomically(artifacts_dir / CANARY_FILE, asdict(state))
 

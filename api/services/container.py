@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 from litestar.exceptions import ServiceUnavailableException
 
-from api.config import ApiSettings
-from api.services.fairness import ExposureTracker
-from api.services.metrics import Metrics
-from api.services.recommender import Recommender
-from api.services.serving import Routing, ServingState
-from api.services.serving_logs import ServingLogs
+from streamrec.api.config import ApiSettings
+from streamrec.api.services.fairness import ExposureTracker
+from streamrec.api.services.metrics import Metrics
+from streamrec.api.services.recommender import Recommender
+from streamrec.api.services.serving import Routing, ServingState
+from streamrec.api.services.serving_logs import ServingLogs
 
 
 @dataclass

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from contracts.schema import load_contract
+from streamrec.contracts.schema import load_contract
 
 LANGUAGES: tuple[str, ...] = load_contract()["item_creator_language_code"].codes
 N_GROUPS = len(LANGUAGES) * 2

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from api.config import ApiSettings
-from api.services.assignment import in_holdout
-from api.services.bundle_state import ServingBundle
-from api.services.exploration import ExplorationPolicy, explore
-from api.services.fairness import N_GROUPS, ExposureTracker, min_exposure_rerank, reserved_slot_count
+from streamrec.api.config import ApiSettings
+from streamrec.api.services.assignment import in_holdout
+from streamrec.api.services.bundle_state import ServingBundle
+from streamrec.api.services.exploration import ExplorationPolicy, explore
+from streamrec.api.services.fairness import N_GROUPS, ExposureTracker, min_exposure_rerank, reserved_slot_count
 
 
 @dataclass(frozen=True)

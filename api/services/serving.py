@@ -17,12 +17,12 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from api.config import ApiSettings
-from api.services import canary
-from api.services.assignment import routes_to_candidate
-from api.services.bundle_state import ServingBundle, load_serving_bundle, read_active
-from api.services.canary import CanaryConflict, CanaryState
-from streamrec.errors import StreamRecError
+from streamrec.api.config import ApiSettings
+from streamrec.api.services import canary
+from streamrec.api.services.assignment import routes_to_candidate
+from streamrec.api.services.bundle_state import ServingBundle, load_serving_bundle, read_active
+from streamrec.api.services.canary import CanaryConflict, CanaryState
+from streamrec.core.errors import StreamRecError
 
 logger = logging.getLogger("streamrec.api")
 

@@ -1,24 +1,25 @@
 """The API's side of the durable logs: impressions and events appended via EventLog, plus what it remembers.
 
-At startup the existing impression segments are scanned once with an in-memory DuckDB `read_json`
-(the log files, not the warehouse) to restore two things: impressions per item (for the fairness
+At startup the existing impression segments are decoded once (msgspec, the log files, never the
+warehouse: the API imports no DuckDB) to restore two things: impressions per item (for the fairness
 exposure counters) and the most recent request_id -> user_id pairs (so events on requests served
 before a restart can still be attributed). After that both are kept up to date in memory.
 """
 
 from __future__ import annotations
 
+import heapq
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-import duckdb
+import msgspec
 import numpy as np
 
-from streamrec.eventlog import EventLog, segment_paths
+from streamrec.core.eventlog import EventLog, segment_paths
 
-IMPRESSION_COLUMNS = "{'request_id': 'VARCHAR', 'item_id': 'BIGINT', 'user_id': 'BIGINT', 'served_at': 'TIMESTAMP'}"
 EVENT_NAMESPACE = uuid.UUID("6f1d3a52-3c1e-4f0a-9a57-3b7c2f1e8d10")
 
 
@@ -40,32 +41,44 @@ class LogScan:
     segments: int
 
 
+class _ServedLine(msgspec.Struct):
+    """The fields of an impression line the startup scan needs (the rest of the record is ignored)."""
+
+    request_id: str
+    item_id: int
+    user_id: int
+    served_at: datetime
+
+
 def scan_impressions(logs_dir: Path, recent: int) -> LogScan:
-    """Count impressions per item and collect the `recent` latest requests from the impression segments."""
-    paths = [str(p) for p in segment_paths(logs_dir, "impressions")]
-    if not paths:
-        return LogScan(np.zeros(0, np.int64), np.zeros(0, np.int64), [], 0)
-    con = duckdb.connect()  # in memory: the log files, never the warehouse
-    try:
-        files = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"  # views take no parameters
-        source = (
-            f"read_json({files}, format='newline_delimited', ignore_errors=true, columns={IMPRESSION_COLUMNS})"
-            " where request_id is not null and item_id is not null"  # a torn last line decodes as all-null
-        )
-        con.execute(f"create temp view impressions as select * from {source}")
-        counts = con.sql("select item_id, count(*) from impressions group by item_id").fetchnumpy()
-        requests = con.sql(
-            f"""
-            select request_id, any_value(user_id), list(distinct item_id), max(served_at) as served
-            from impressions group by request_id order by served desc limit {int(recent)}
-            """
-        ).fetchall()
-    finally:
-        con.close()
+    """Count impressions per item and collect the `recent` latest requests from the impression segments.
+
+    A line that does not decode (a torn tail after a crash) is skipped here; `streamrec ingest` is the
+    place that reports damaged lines.
+    """
+    paths = segment_paths(logs_dir, "impressions")
+    decoder = msgspec.json.Decoder(_ServedLine)
+    per_item: Counter[int] = Counter()
+    requests: dict[str, tuple[int, list[int], datetime]] = {}
+    for path in paths:
+        for line in path.read_bytes().split(b"\n"):
+            if not line:
+                continue
+            try:
+                row = decoder.decode(line)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                continue
+            per_item[row.item_id] += 1
+            user, items, served = requests.get(row.request_id, (row.user_id, [], row.served_at))
+            if row.item_id not in items:
+                items.append(row.item_id)
+            requests[row.request_id] = (user, items, max(served, row.served_at))
+    latest = heapq.nlargest(int(recent), requests.items(), key=lambda kv: kv[1][2])
+    item_ids = np.fromiter(per_item.keys(), dtype=np.int64, count=len(per_item))
     return LogScan(
-        item_ids=np.asarray(counts["item_id"], dtype=np.int64),
-        impressions=np.asarray(counts["count_star()"], dtype=np.int64),
-        recent_requests=[(r[0], int(r[1]), list(r[2])) for r in reversed(requests)],
+        item_ids=item_ids,
+        impressions=np.fromiter(per_item.values(), dtype=np.int64, count=len(per_item)),
+        recent_requests=[(rid, user, items) for rid, (user, items, _) in reversed(latest)],
         segments=len(paths),
     )
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.server_process import ApiProcess
-from streamrec.settings import Settings
+from streamrec.core.settings import Settings
+from streamrec.lab.server_process import ApiProcess
 
 ADMIN_TOKEN = "e2e-admin-token"
 E2E_VERSION = "e2e-v1"
@@ -29,8 +29,8 @@ class ApiServer(ApiProcess):
 @pytest.fixture(scope="session")
 def served_home(built_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The small built warehouse plus a trained, registered and promoted bundle (do not modify: copy it)."""
-    from models_ml.registry import promote
-    from models_ml.train import train
+    from streamrec.models_ml.registry import promote
+    from streamrec.models_ml.train import train
 
     home = tmp_path_factory.mktemp("served") / "home"
     shutil.copytree(built_home, home)

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.synthetic import write_active_pointer, write_synthetic_bundle
+from streamrec.lab.synthetic_bundle import write_active_pointer, write_synthetic_bundle
 from tests.e2e.conftest import ADMIN_TOKEN, ApiServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -31,7 +31,7 @@ def test_canary_commands_drive_the_server(tmp_path: Path) -> None:
             else {k: v for k, v in env.items() if k != "STREAMREC_ADMIN_TOKEN"}
         )
         return subprocess.run(
-            [sys.executable, "-m", "streamrec.cli", "canary", *args],
+            [sys.executable, "-m", "streamrec", "canary", *args],
             env=run_env,
             capture_output=True,
             text=True,

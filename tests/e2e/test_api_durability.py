@@ -8,10 +8,10 @@ from collections import Counter
 import httpx
 import pytest
 
-from streamrec.eventlog import read_stream
-from streamrec.ingest import ingest_logs
-from streamrec.settings import Settings
-from streamrec.warehouse import connect, fetchall
+from streamrec.batch.ingest import ingest_logs
+from streamrec.core.eventlog import read_stream
+from streamrec.core.settings import Settings
+from streamrec.core.warehouse import connect, fetchall
 from tests.e2e.conftest import ApiServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -19,7 +19,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from api.synthetic import write_active_pointer, write_synthetic_bundle
+from streamrec.lab.synthetic_bundle import write_active_pointer, write_synthetic_bundle
 from tests.e2e.conftest import ADMIN_TOKEN, ApiServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

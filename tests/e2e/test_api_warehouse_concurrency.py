@@ -30,7 +30,7 @@ def test_build_and_query_while_serving(server: ApiServer) -> None:
     for thread in threads:
         thread.start()
     env = {**os.environ, "STREAMREC_HOME": str(server.home)}
-    cli = [sys.executable, "-m", "streamrec.cli"]
+    cli = [sys.executable, "-m", "streamrec"]
     try:
         query = subprocess.run(
             [*cli, "sql", "select count(*) as n from features.user_features"], env=env, capture_output=True, text=True

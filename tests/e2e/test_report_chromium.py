@@ -38,7 +38,7 @@ def test_report_renders_in_headless_chromium(
     html = tmp_path / "report.html"
     env = {**os.environ, "STREAMREC_HOME": str(home), "COLUMNS": "200"}
     made = subprocess.run(
-        [sys.executable, "-m", "streamrec.cli", "report", "--html", str(html)],
+        [sys.executable, "-m", "streamrec", "report", "--html", str(html)],
         env=env,
         capture_output=True,
         text=True,

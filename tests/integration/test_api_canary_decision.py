@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from streamrec.canary import Thresholds, decide
-from streamrec.warehouse import connect
+from streamrec.batch.canary_decision import Thresholds, decide
+from streamrec.core.warehouse import connect
 
 T0 = datetime(2026, 1, 1)
 

@@ -13,7 +13,7 @@ import pytest
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("sql_home")
-    subprocess.run([sys.executable, "-m", "streamrec.cli", "init"], env=_env(home), check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "streamrec", "init"], env=_env(home), check=True, capture_output=True)
     return home
 
 
@@ -23,7 +23,7 @@ def _env(home: Path) -> dict[str, str]:
 
 def _sql(home: Path, query: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streamrec.cli", "sql", query], env=_env(home), capture_output=True, text=True
+        [sys.executable, "-m", "streamrec", "sql", query], env=_env(home), capture_output=True, text=True
     )
 
 

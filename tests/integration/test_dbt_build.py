@@ -13,10 +13,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from contracts import load_contract
-from streamrec.build import build, building_path, parse_as_of
-from streamrec.errors import StreamRecError
-from streamrec.settings import DBT_PROJECT_DIR, PROFILES_DIR, REPO_ROOT, Settings
+from streamrec.batch.build import build, building_path, parse_as_of
+from streamrec.contracts import load_contract
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import DBT_PROJECT_DIR, PROFILES_DIR, Settings
+from tests.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

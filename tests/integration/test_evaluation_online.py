@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from streamrec.build import build
-from streamrec.errors import StreamRecError
-from streamrec.settings import Settings
-from streamrec.warehouse import connect, fetchall
+from streamrec.batch.build import build
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import Settings
+from streamrec.core.warehouse import connect, fetchall
 
 pytestmark = pytest.mark.slow
 

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta, timezone
 import duckdb
 import pytest
 
-from streamrec.errors import StreamRecError
-from streamrec.eventlog import EventLog, EventRecord, ImpressionRecord, read_segment, segment_paths
-from streamrec.ingest import ingest_logs
-from streamrec.registry import init_db
-from streamrec.settings import Settings
-from streamrec.warehouse import fetchall, scalar
+from streamrec.batch.ingest import ingest_logs
+from streamrec.batch.migrate import init_db
+from streamrec.core.errors import StreamRecError
+from streamrec.core.eventlog import EventLog, EventRecord, ImpressionRecord, read_segment, segment_paths
+from streamrec.core.settings import Settings
+from streamrec.core.warehouse import fetchall, scalar
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -122,7 +122,7 @@ WRITER = """
 import sys
 from datetime import datetime, UTC
 from pathlib import Path
-from streamrec.eventlog import EventLog, ImpressionRecord
+from streamrec.core.eventlog import EventLog, ImpressionRecord
 log = EventLog(Path(sys.argv[1]), "impressions")
 for r in range(1_000_000):
     log.append([ImpressionRecord(request_id=f"k{r}", position=p, served_at=datetime.now(UTC), user_id=1,

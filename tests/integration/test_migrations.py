@@ -13,10 +13,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from streamrec.registry import current_revision, downgrade_db, head_revision, init_db
-from streamrec.settings import REPO_ROOT, Settings
-from streamrec.tables import Base, Impression, ModelVersion, Promotion
-from streamrec.warehouse import fetchall, scalar
+from streamrec.batch.migrate import current_revision, downgrade_db, head_revision, init_db
+from streamrec.core.settings import Settings
+from streamrec.core.tables import Base, Impression, ModelVersion, Promotion
+from streamrec.core.warehouse import fetchall, scalar
+from tests.paths import REPO_ROOT
 
 OPS_TABLES = {
     "model_versions",

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from contracts import load_contract
-from streamrec.errors import StreamRecError
-from streamrec.generate import generate
-from streamrec.movielens import load_movielens
-from streamrec.raw_schema import PRIMARY_KEYS, RAW_TABLES
-from streamrec.settings import REPO_ROOT, Settings
-from streamrec.warehouse import connect, fetchall, table_exists
+from streamrec.batch.movielens import load_movielens
+from streamrec.contracts import load_contract
+from streamrec.core.errors import StreamRecError
+from streamrec.core.raw_schema import PRIMARY_KEYS, RAW_TABLES
+from streamrec.core.settings import Settings
+from streamrec.core.warehouse import connect, fetchall, table_exists
+from streamrec.lab.generate import generate
+from tests.paths import REPO_ROOT
 
 ML100K = Path(os.environ.get("STREAMREC_ML100K", REPO_ROOT.parent / "shared/data/ml-100k"))
 pytestmark = pytest.mark.skipif(not (ML100K / "ml-100k.inter").is_file(), reason=f"MovieLens-100K not at {ML100K}")

@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from streamrec.registry import init_db
-from streamrec.settings import DBT_PROJECT_DIR, PROFILES_DIR, Settings
-from streamrec.warehouse import connect, fetchall
+from streamrec.batch.migrate import init_db
+from streamrec.core.settings import DBT_PROJECT_DIR, PROFILES_DIR, Settings
+from streamrec.core.warehouse import connect, fetchall
 
 DBT = Path(sys.executable).with_name("dbt")
 METRIC_COLUMNS = ("recall_at_500_ratio", "hit_at_10_ratio", "ndcg_at_10_score", "user_count")

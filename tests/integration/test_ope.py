@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.bandit_import import load_obd
-from streamrec.errors import StreamRecError
-from streamrec.ope_synthetic import make_synthetic_logs, write_synthetic_logs
-from streamrec.registry import init_db
-from streamrec.settings import DBT_PROJECT_DIR, PROFILES_DIR, Settings
-from streamrec.warehouse import connect, fetchall
+from streamrec.batch.bandit_import import load_obd
+from streamrec.batch.migrate import init_db
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import DBT_PROJECT_DIR, PROFILES_DIR, Settings
+from streamrec.core.warehouse import connect, fetchall
+from streamrec.lab.ope_synthetic import make_synthetic_logs, write_synthetic_logs
 
 DBT = Path(sys.executable).with_name("dbt")
 OBD_HEADER = ",timestamp,item_id,position,click,propensity_score,user_feature_0,user-item_affinity_0"

@@ -9,8 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from streamrec.build import build
-from streamrec.settings import Settings
+from streamrec.batch.build import build
+from streamrec.core.settings import Settings
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 
-import models_ml.registry as registry
-from models_ml.bundle import MANIFEST_NAME, BundleMismatch, read_manifest, write_manifest
-from models_ml.registry import (
+import streamrec.models_ml.registry as registry
+from streamrec.batch.migrate import init_db
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import Settings
+from streamrec.core.warehouse import connect, scalar
+from streamrec.models_ml.bundle import MANIFEST_NAME, BundleMismatch, read_manifest, write_manifest
+from streamrec.models_ml.registry import (
     ACTIVE_NAME,
     active_version,
     list_versions,
@@ -23,10 +27,6 @@ from models_ml.registry import (
     register,
     rollback,
 )
-from streamrec.errors import StreamRecError
-from streamrec.registry import init_db
-from streamrec.settings import Settings
-from streamrec.warehouse import connect, scalar
 from tests.bundle_factory import make_bundle
 
 STREAMREC = Path(sys.executable).with_name("streamrec")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.settings import DBT_PROJECT_DIR, Settings
-from streamrec.warehouse import connect, fetchall
+from streamrec.core.settings import DBT_PROJECT_DIR, Settings
+from streamrec.core.warehouse import connect, fetchall
 from tests.integration.test_simulate import build_simulated_home
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -29,7 +29,7 @@ def run_report(home: Path, *args: str) -> subprocess.CompletedProcess:
     """`streamrec report` as a user runs it (wide terminal so rich does not wrap the table)."""
     env = {**os.environ, "STREAMREC_HOME": str(home), "COLUMNS": "200", "NO_COLOR": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "streamrec.cli", "report", *args], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "streamrec", "report", *args], env=env, capture_output=True, text=True, check=False
     )
 
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamrec.build import dbt_command
-from streamrec.errors import StreamRecError
-from streamrec.ingest import ingest_logs
-from streamrec.settings import Settings
-from streamrec.simulate import SimulationSummary, simulate
-from streamrec.truth import load_truth
-from streamrec.warehouse import connect, fetchall, scalar
+from streamrec.batch.build import dbt_command
+from streamrec.batch.ingest import ingest_logs
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import Settings
+from streamrec.core.warehouse import connect, fetchall, scalar
+from streamrec.lab.simulate import SimulationSummary, simulate
+from streamrec.lab.truth import load_truth
 from tests.e2e.conftest import ApiServer
 
 SIM_VERSION = "sim-v1"
@@ -35,8 +35,8 @@ def build_simulated_home(built_home: Path, tmp_path_factory: pytest.TempPathFact
     Cached on disk under the session's base temp dir, so the test modules that need it (simulate, report,
     Chromium) pay for the pipeline once per session. Do not modify the returned home: copy it.
     """
-    from models_ml.registry import promote
-    from models_ml.train import train
+    from streamrec.models_ml.registry import promote
+    from streamrec.models_ml.train import train
 
     root = tmp_path_factory.getbasetemp() / "simulated-pipeline"
     home, marker = root / "home", root / "summary.json"

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from contracts import ContractViolation, load_contract
-from models_ml.bundle import REQUIRED_FILES, verify_bundle
-from models_ml.data import load_training_data
-from models_ml.train import train
-from streamrec.warehouse import connect, fetchall
+from streamrec.contracts import ContractViolation, load_contract
+from streamrec.core.warehouse import connect, fetchall
+from streamrec.models_ml.bundle import REQUIRED_FILES, verify_bundle
+from streamrec.models_ml.data import load_training_data
+from streamrec.models_ml.train import train
 
 pytestmark = pytest.mark.slow
 

@@ -14,10 +14,10 @@ import duckdb
 import numpy as np
 import pytest
 
-from contracts import load_contract
-from streamrec.build import build, dbt_command, dbt_target_dir
-from streamrec.reference import capture, quantile_bins
-from streamrec.settings import REPO_ROOT
+from streamrec.batch.build import build, dbt_command, dbt_target_dir
+from streamrec.batch.reference import capture, quantile_bins
+from streamrec.contracts import load_contract
+from tests.paths import REPO_ROOT
 
 FEATURE = "user_avg_session_length_7d_seconds"
 
@@ -87,7 +87,7 @@ def test_sessions_in_minutes_fail_the_build_with_a_unit_diagnosis(built_home: Pa
     published = _rows(settings.warehouse_path, f"select sum({FEATURE}) from features.user_features")
 
     result = subprocess.run(
-        [sys.executable, "-m", "streamrec.cli", "build"],
+        [sys.executable, "-m", "streamrec", "build"],
         cwd=REPO_ROOT,
         env={**os.environ, "STREAMREC_HOME": str(settings.home)},
         capture_output=True,

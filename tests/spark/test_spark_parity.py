@@ -21,18 +21,19 @@ import pytest
 pytest.importorskip("pyspark")
 pytest.importorskip("dbt.adapters.spark")
 
-from contracts import load_contract
-from streamrec.errors import StreamRecError
-from streamrec.settings import REPO_ROOT, Settings
-from streamrec.spark_build import (
+from streamrec.batch.spark_build import (
     forget_moved_spark_state,
     spark_build,
     spark_table_path,
     spark_target_dir,
     spark_warehouse_dir,
 )
-from streamrec.spark_compare import compare
-from streamrec.spark_export import export, export_dir, read_manifest
+from streamrec.batch.spark_compare import compare
+from streamrec.batch.spark_export import export, export_dir, read_manifest
+from streamrec.contracts import load_contract
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import Settings
+from tests.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -106,7 +107,7 @@ def test_spark_build_runs_every_feature_model_and_test_and_no_duckdb_only_model(
 
 def test_spark_features_equal_duckdb_features(spark_home: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "streamrec.cli", "spark", "compare"],
+        [sys.executable, "-m", "streamrec", "spark", "compare"],
         cwd=REPO_ROOT,
         env={**os.environ, "STREAMREC_HOME": str(spark_home)},
         capture_output=True,

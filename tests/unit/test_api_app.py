@@ -13,12 +13,12 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient, TestClient
 
-from api.app import create_app
-from api.config import ApiSettings
-from api.services.assignment import in_holdout
-from api.synthetic import write_active_pointer, write_synthetic_bundle
-from streamrec.eventlog import read_stream
-from streamrec.settings import Settings
+from streamrec.api.app import create_app
+from streamrec.api.config import ApiSettings
+from streamrec.api.services.assignment import in_holdout
+from streamrec.core.eventlog import read_stream
+from streamrec.core.settings import Settings
+from streamrec.lab.synthetic_bundle import write_active_pointer, write_synthetic_bundle
 
 TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -91,7 +91,7 @@ def test_every_fsync_mode_logs_each_page_before_its_response(home: Settings, mod
 
 
 def test_a_bad_log_fsync_setting_is_named(home: Settings) -> None:
-    from streamrec.errors import StreamRecError
+    from streamrec.core.errors import StreamRecError
 
     with pytest.raises(StreamRecError, match="STREAMREC_LOG_FSYNC='sometimes'"):
         ApiSettings.from_env({"STREAMREC_HOME": str(home.home), "STREAMREC_LOG_FSYNC": "sometimes"})

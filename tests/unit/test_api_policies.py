@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from api.services import canary
-from api.services.assignment import in_holdout, routes_to_candidate, unit_hash
-from api.services.exploration import (
+from streamrec.api.services import canary
+from streamrec.api.services.assignment import in_holdout, routes_to_candidate, unit_hash
+from streamrec.api.services.exploration import (
     ExplorationPolicy,
     epsilon_greedy_marginals,
     explore,
     plackett_luce_marginals,
 )
-from api.services.fairness import (
+from streamrec.api.services.fairness import (
     N_GROUPS,
     ExposureTracker,
     group_name,

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from api.config import ApiSettings
-from api.services.bundle_state import ServingBundle, load_serving_bundle
-from api.services.fairness import N_GROUPS, ExposureTracker, reserved_slot_count
-from api.services.recommender import Recommender
-from api.synthetic import write_synthetic_bundle
+from streamrec.api.config import ApiSettings
+from streamrec.api.services.bundle_state import ServingBundle, load_serving_bundle
+from streamrec.api.services.fairness import N_GROUPS, ExposureTracker, reserved_slot_count
+from streamrec.api.services.recommender import Recommender
+from streamrec.lab.synthetic_bundle import write_synthetic_bundle
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.bandit_import import OPE_LOGGED_SCHEMA, default_dataset_name, read_obd_csv
-from streamrec.errors import StreamRecError
-from streamrec.ope_synthetic import make_synthetic_logs
+from streamrec.batch.bandit_import import OPE_LOGGED_SCHEMA, default_dataset_name, read_obd_csv
+from streamrec.core.errors import StreamRecError
+from streamrec.lab.ope_synthetic import make_synthetic_logs
 
 HEADER = ",timestamp,item_id,position,click,propensity_score,user_feature_0,user-item_affinity_0"
 GOOD_ROW = "0,2019-11-24 00:00:17.318039+00:00,14,3,0,0.0125,81ce,0.0"

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-from contracts import load_contract
-from contracts.schema import CONTRACT_PATH
-from models_ml.bundle import (
+from streamrec.contracts import load_contract
+from streamrec.contracts.schema import CONTRACT_PATH
+from streamrec.models_ml.bundle import (
     INDEX_FILE,
     MANIFEST_NAME,
     BundleMismatch,
@@ -130,10 +130,10 @@ def test_bundle_trained_on_another_contract_is_refused(bundle: Path, tmp_path: P
 def test_changed_contract_file_on_disk_is_refused(
     bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import contracts.schema
+    from streamrec.contracts import schema as contract_schema
 
     changed = _modified_contract(tmp_path)
-    monkeypatch.setattr(contracts.schema, "CONTRACT_PATH", tmp_path / "features.yml")
+    monkeypatch.setattr(contract_schema, "CONTRACT_PATH", tmp_path / "features.yml")
     assert load_contract().sha256 == changed.sha256
     with pytest.raises(BundleMismatch, match=r"manifest\.json contract_sha256"):
         verify_bundle(bundle)
@@ -227,7 +227,7 @@ def test_write_manifest_refuses_incomplete_bundles(artifacts: Path) -> None:
 def test_load_bundle_rebuilds_models_and_index(artifacts: Path) -> None:
     import torch
 
-    from models_ml.bundle import load_bundle
+    from streamrec.models_ml.bundle import load_bundle
 
     bundle = make_bundle(artifacts, "v1", n_items=25, real_models=True, metrics={"auc": np.float32(0.75)})
     loaded = load_bundle(bundle)
@@ -244,7 +244,7 @@ def test_load_bundle_rebuilds_models_and_index(artifacts: Path) -> None:
 
 
 def test_load_bundle_verifies_first(artifacts: Path) -> None:
-    from models_ml.bundle import load_bundle
+    from streamrec.models_ml.bundle import load_bundle
 
     bundle = make_bundle(artifacts, "v1", real_models=True)
     (bundle / "item_embeddings.npy").write_bytes(b"")

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from contracts import ContractViolation, load_contract
-from contracts.render import DBT_YAML_PATH, KEY_COLUMNS, check_dbt_yaml, render_dbt_yaml, write_dbt_yaml
-from contracts.schema import CONTRACT_PATH, UNIT_SUFFIXES
-from streamrec.errors import StreamRecError
+from streamrec.contracts import ContractViolation, load_contract
+from streamrec.contracts.render import DBT_YAML_PATH, KEY_COLUMNS, check_dbt_yaml, render_dbt_yaml, write_dbt_yaml
+from streamrec.contracts.schema import CONTRACT_PATH, UNIT_SUFFIXES
+from streamrec.core.errors import StreamRecError
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from streamrec.errors import StreamRecError
-from streamrec.eventlog import (
+from streamrec.core.errors import StreamRecError
+from streamrec.core.eventlog import (
     EventLog,
     EventRecord,
     ImpressionRecord,
@@ -205,7 +205,7 @@ def test_interval_mode_rotates_segments_without_losing_a_batch(tmp_path: Path) -
 
 
 def test_a_failed_background_sync_refuses_later_appends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import streamrec.eventlog as eventlog
+    import streamrec.core.eventlog as eventlog
 
     def broken(fd: int) -> None:
         raise OSError(5, "Input/output error")

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from contracts import load_contract
-from streamrec import generate as generate_module
-from streamrec.errors import StreamRecError
-from streamrec.generate import generate
-from streamrec.raw_schema import PRIMARY_KEYS, RAW_TABLES
-from streamrec.settings import Settings
-from streamrec.truth import GroundTruth, load_truth
-from streamrec.warehouse import connect, fetchall, scalar
+from streamrec.contracts import load_contract
+from streamrec.core.errors import StreamRecError
+from streamrec.core.raw_schema import PRIMARY_KEYS, RAW_TABLES
+from streamrec.core.settings import Settings
+from streamrec.core.warehouse import connect, fetchall, scalar
+from streamrec.lab import generate as generate_module
+from streamrec.lab.generate import generate
+from streamrec.lab.truth import GroundTruth, load_truth
 
 SMALL = {"users": 300, "items": 200, "days": 40, "seed": 1}
 TRUTH_TABLES = ("user_latent", "item_latent", "params")

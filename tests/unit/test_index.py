@@ -6,8 +6,8 @@ import faiss
 import numpy as np
 import pytest
 
-from models_ml.index import HNSW, IVF, build_index, default_nlist, recall_at_k, search
-from models_ml.synthetic_embeddings import clustered_unit_vectors, random_unit_vectors
+from streamrec.models_ml.index import HNSW, IVF, build_index, default_nlist, recall_at_k, search
+from streamrec.models_ml.synthetic_embeddings import clustered_unit_vectors, random_unit_vectors
 
 
 def unit_vectors(n: int, d: int = 32, seed: int = 0) -> np.ndarray:

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from contracts import ContractViolation, load_contract
-from models_ml.data import to_tensors, validate_features
-from models_ml.model import (
+from streamrec.contracts import ContractViolation, load_contract
+from streamrec.models_ml.model import (
     MissingFeature,
     TwoTowerConfig,
     in_batch_softmax_loss,
     load_two_tower,
     save_two_tower,
 )
-from models_ml.train import TrainConfig, deterministic, train_two_tower
+from streamrec.models_ml.tensors import to_tensors, validate_features
+from streamrec.models_ml.train import TrainConfig, deterministic, train_two_tower
 
 
 def synthetic_columns(n: int, seed: int = 0, n_users: int = 40, n_items: int = 30) -> dict[str, np.ndarray]:

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from contracts import ContractViolation, load_contract
-from models_ml.data import to_tensors
-from models_ml.model import MissingFeature
-from models_ml.ranker import TWO_TOWER_SCORE, load_ranker, save_ranker
-from models_ml.train import deterministic, train_ranker
+from streamrec.contracts import ContractViolation, load_contract
+from streamrec.models_ml.model import MissingFeature
+from streamrec.models_ml.ranker import TWO_TOWER_SCORE, load_ranker, save_ranker
+from streamrec.models_ml.tensors import to_tensors
+from streamrec.models_ml.train import deterministic, train_ranker
 from tests.unit.test_model import synthetic_columns
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.errors import StreamRecError
-from streamrec.raw_load import read_atomic_file
+from streamrec.batch.raw_load import read_atomic_file
+from streamrec.core.errors import StreamRecError
 
 INTER = {"user_id": "token", "item_id": "token", "rating": "float", "timestamp": "float"}
 INTER_KEY = ("user_id", "item_id", "timestamp")

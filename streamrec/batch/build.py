@@ -1,0 +1,202 @@
+"""`streamrec build`: run `dbt build` into a copy of the warehouse and publish the copy only if it passes.
+
+Readers (analysts' read-only queries, the API) keep the published `warehouse.duckdb` open while dbt
+works on `warehouse.building.duckdb`; a passing build replaces the published file in one `os.replace`,
+a failing one is deleted so broken features are never published. DuckDB names a file's catalog after
+the first dot-separated part of its name, so both files are catalog `warehouse` and the views dbt
+writes into the copy keep working once it is renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import DBT_PROJECT_DIR, PROFILES_DIR, Settings
+from streamrec.core.warehouse import writer_lock
+
+FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
+
+
+def building_path(settings: Settings) -> Path:
+    """The copy dbt builds into before it is published."""
+    return settings.home / "warehouse.building.duckdb"
+
+
+def dbt_target_dir(settings: Settings) -> Path:
+    """dbt's target/ for this home, so builds of different homes never share compiled SQL or run results."""
+    return settings.home / "dbt" / "target"
+
+
+def parse_as_of(as_of: str) -> str:
+    """Validate a feature timestamp: a date or a midnight timestamp (features live on a daily grid)."""
+    try:
+        moment = datetime.fromisoformat(as_of.strip())
+    except ValueError:
+        raise StreamRecError(f"--as-of {as_of!r} is not a date or timestamp (e.g. 2024-03-01)") from None
+    if moment.tzinfo is not None or (moment.hour, moment.minute, moment.second, moment.microsecond) != (0, 0, 0, 0):
+        raise StreamRecError(f"--as-of {as_of!r} must be a midnight without time zone (features are daily, UTC)")
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def dbt_command(
+    settings: Settings,
+    args: list[str],
+    select: str | None = None,
+    as_of: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """The dbt command line for this home: project, profiles, per-home target/log dirs, vars and selection."""
+    command = [
+        sys.executable,
+        "-c",
+        "from dbt.cli.main import cli; cli()",
+        *args,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(PROFILES_DIR),
+        "--target-path",
+        str(dbt_target_dir(settings)),
+        "--log-path",
+        str(settings.home / "dbt" / "logs"),
+    ]
+    dbt_vars = dict(variables or {})
+    if as_of is not None:
+        dbt_vars["as_of"] = parse_as_of(as_of)
+    if dbt_vars:
+        command += ["--vars", json.dumps(dbt_vars)]
+    if select:
+        # only tests whose every parent is selected: others would judge stale, unselected models
+        command += ["--select", select, "--indirect-selection", "cautious"]
+    return command
+
+
+def run_dbt(
+    settings: Settings,
+    args: list[str],
+    warehouse: Path,
+    select: str | None = None,
+    as_of: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+) -> int:
+    """Run dbt against `warehouse` with its output streaming to this process's stdout; return its exit code."""
+    env = {**os.environ, "STREAMREC_HOME": str(settings.home), "STREAMREC_WAREHOUSE": str(warehouse)}
+    sys.stdout.flush()
+    completed = subprocess.run(dbt_command(settings, args, select, as_of, variables), env=env, check=False)
+    return completed.returncode
+
+
+def _results(settings: Settings, statuses: frozenset[str] | set[str]) -> list[dict[str, Any]]:
+    path = dbt_target_dir(settings) / "run_results.json"
+    if not path.exists():
+        return []
+    results = json.loads(path.read_text()).get("results", [])
+    return [r for r in results if r.get("status") in statuses]
+
+
+def failed_results(settings: Settings) -> list[dict[str, Any]]:
+    """The failing nodes of the last dbt run in this home (from run_results.json)."""
+    return _results(settings, FAILED_STATUSES)
+
+
+def stored_diagnoses(database: Path, results: list[dict[str, Any]]) -> list[str]:
+    """The `diagnosis` rows failing tests stored (store_failures), e.g. the PSI test's unit diagnosis."""
+    relations = [r["relation_name"] for r in results if r.get("relation_name")]
+    if not relations or not database.exists():
+        return []
+    diagnoses: list[str] = []
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        for relation in relations:
+            columns = [row[0] for row in con.sql(f"select * from {relation} limit 0").description]
+            if "diagnosis" in columns:
+                diagnoses += [row[0] for row in con.sql(f"select diagnosis from {relation}").fetchall() if row[0]]
+    finally:
+        con.close()
+    return diagnoses
+
+
+def _is_threshold_test(result: dict[str, Any]) -> bool:
+    """Whether a failing node is one of the scorecard's per-metric threshold tests."""
+    return result["unique_id"].startswith("test.") and ".threshold_met_" in result["unique_id"]
+
+
+def _node_name(unique_id: str) -> str:
+    """`test psi_user_...` from `test.streamrec.psi_user_....b447c9737f` (what dbt's own log calls it)."""
+    kind, _, name = unique_id.split(".")[:3]
+    return f"{kind} {name}"
+
+
+def _remove(path: Path) -> None:
+    for leftover in (path, path.with_name(path.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+
+
+def build(
+    settings: Settings,
+    select: str | None = None,
+    as_of: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+) -> None:
+    """Run `dbt build` (models and tests) into a copy of the warehouse; publish it atomically only if all pass.
+
+    Raises StreamRecError naming the failing nodes (and any PSI diagnosis); the published warehouse
+    is then untouched. The one exception: when only scorecard threshold tests fail, the build is
+    published (the scorecard is a measurement) and the error still names each failing metric.
+    """
+    published = settings.warehouse_path
+    building = building_path(settings)
+    if as_of is not None:
+        parse_as_of(as_of)  # fail before taking the lock or copying anything
+    with writer_lock(settings):
+        if not published.exists():
+            raise StreamRecError(f"no warehouse at {published}: run `streamrec init` and `streamrec generate` first")
+        _remove(building)
+        shutil.copyfile(published, building)
+        wal = published.with_name(published.name + ".wal")
+        if wal.exists():  # an unclean shutdown left changes in the WAL: they belong to the copy too
+            shutil.copyfile(wal, building.with_name(building.name + ".wal"))
+        (dbt_target_dir(settings) / "run_results.json").unlink(missing_ok=True)
+        try:
+            code = run_dbt(settings, ["build"], building, select=select, as_of=as_of, variables=variables)
+            failures = failed_results(settings)
+            if code == 0 and not failures:
+                warnings = stored_diagnoses(building, _results(settings, {"warn"}))
+                if warnings:  # drift between the warn and fail thresholds: publish, but say so
+                    print("\n".join(["", "Feature drift warning:", *(f"  {w}" for w in warnings)]), flush=True)
+                os.replace(building, published)
+                return
+            diagnoses = stored_diagnoses(building, failures)
+            if failures and all(_is_threshold_test(r) for r in failures):
+                # A failing scorecard metric is a measurement, not broken data: publish it so
+                # `streamrec report` shows the current FAIL, and still exit non-zero.
+                os.replace(building, published)
+                names = ", ".join(r["unique_id"].split(".")[2] for r in failures)
+                raise StreamRecError(
+                    f"{len(failures)} evaluation threshold(s) failed: {names} (warehouse published with this "
+                    "scorecard)" + "".join(f"; {d}" for d in diagnoses)
+                )
+        finally:
+            _remove(building)
+    if not failures:
+        raise StreamRecError(f"dbt build exited with code {code} before running any node (see its output above)")
+    names = ", ".join(
+        r["unique_id"].split(".")[2] if r["unique_id"].startswith("test.") else r["unique_id"] for r in failures[:10]
+    )
+    more = f" and {len(failures) - 10} more" if len(failures) > 10 else ""
+    message = f"dbt build failed, warehouse not published: {len(failures)} failing node(s): {names}{more}"
+    if diagnoses:
+        message += "; " + "; ".join(diagnoses)
+        print("\n".join(["", "Feature drift diagnosis:", *(f"  {d}" for d in diagnoses)]), flush=True)
+    raise StreamRecError(message)

@@ -1,0 +1,204 @@
+"""Shared by every data source: read and validate RecBole atomic files, and replace `raw` in one transaction.
+
+Sources validate everything first (header, types, keys, references) and only then open the
+warehouse; the write replaces all raw tables inside one transaction, so a failure at any point
+leaves the warehouse exactly as it was.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from streamrec.core.errors import StreamRecError
+from streamrec.core.raw_schema import RAW_TABLES, create_table_sql
+from streamrec.core.settings import Settings
+from streamrec.core.warehouse import connect, scalar
+
+# RecBole's atomic-file field types this project reads (token_seq is space separated).
+ATOMIC_TYPES = ("token", "float", "token_seq")
+
+
+@dataclass(frozen=True)
+class AtomicFile:
+    """The parsed, validated content of one RecBole atomic file: columns by name and their source lines."""
+
+    path: Path
+    columns: Mapping[str, list]
+    line_numbers: list[int]  # 1-based line in the file of each row (the header is line 1)
+
+    def __len__(self) -> int:
+        return len(self.line_numbers)
+
+    def where(self, row: int, column: str) -> str:
+        """'file line N, column C': the place an error message points at."""
+        return f"{self.path.name} line {self.line_numbers[row]}, column {column}"
+
+
+def read_atomic_file(path: Path, expected: Mapping[str, str], key: Sequence[str] = ()) -> AtomicFile:
+    """Read a tab-separated RecBole atomic file, checking it against `expected` {column: type}.
+
+    The header must declare every expected column with the expected type (`name:type`); extra
+    columns are ignored. Floats must parse and be finite, tokens in `key` must not be empty,
+    and `key` (one or more columns) must be unique. Every refusal is a StreamRecError naming
+    the file, the 1-based line and the column.
+    """
+    for column, kind in expected.items():
+        if kind not in ATOMIC_TYPES:
+            raise ValueError(f"unsupported atomic type {kind!r} for {column}")
+    if not path.is_file():
+        raise StreamRecError(f"{path}: file not found")
+    lines = _decoded_lines(path)
+    if not lines or not lines[0].strip():
+        raise StreamRecError(f"{path.name} line 1: empty file, expected a header like {_header_hint(expected)}")
+    positions = _check_header(path, lines[0], expected)
+    width = len(lines[0].split("\t"))
+    columns: dict[str, list] = {name: [] for name in expected}
+    line_numbers: list[int] = []
+    seen: dict[tuple, int] = {}
+    for index, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue  # a trailing blank line is not a row
+        fields = line.split("\t")
+        if len(fields) != width:
+            raise StreamRecError(
+                f"{path.name} line {index}: expected {width} tab-separated fields like the header, found {len(fields)}"
+            )
+        for name, kind in expected.items():
+            columns[name].append(_parse_field(path, index, name, kind, fields[positions[name]], name in key))
+        if key:
+            row_key = tuple(columns[name][-1] for name in key)
+            if row_key in seen:
+                shown = ", ".join(f"{name}={value}" for name, value in zip(key, row_key, strict=True))
+                raise StreamRecError(
+                    f"{path.name} line {index}, column {'+'.join(key)}: duplicate key ({shown}), "
+                    f"first on line {seen[row_key]}"
+                )
+            seen[row_key] = index
+        line_numbers.append(index)
+    return AtomicFile(path=path, columns=columns, line_numbers=line_numbers)
+
+
+def _decoded_lines(path: Path) -> list[str]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise StreamRecError(f"{path.name} line {line}: not valid UTF-8 ({exc.reason})") from None
+    return text.splitlines()
+
+
+def _header_hint(expected: Mapping[str, str]) -> str:
+    return "\t".join(f"{name}:{kind}" for name, kind in expected.items())
+
+
+def _check_header(path: Path, header: str, expected: Mapping[str, str]) -> dict[str, int]:
+    declared: dict[str, tuple[str, int]] = {}
+    for position, field in enumerate(header.split("\t")):
+        name, sep, kind = field.strip().partition(":")
+        if not sep or not name or not kind:
+            raise StreamRecError(
+                f"{path.name} line 1, column {position + 1}: header field {field!r} is not `name:type` "
+                f"(expected a header like {_header_hint(expected)})"
+            )
+        if name in declared:
+            raise StreamRecError(f"{path.name} line 1, column {name}: declared twice in the header")
+        declared[name] = (kind, position)
+    positions: dict[str, int] = {}
+    for name, kind in expected.items():
+        if name not in declared:
+            raise StreamRecError(
+                f"{path.name} line 1, column {name}: missing from the header (expected {name}:{kind}; "
+                f"found {', '.join(declared) or 'nothing'})"
+            )
+        found, position = declared[name]
+        if found != kind:
+            raise StreamRecError(
+                f"{path.name} line 1, column {name}: declared as {name}:{found}, expected {name}:{kind}"
+            )
+        positions[name] = position
+    return positions
+
+
+def _parse_field(path: Path, line: int, name: str, kind: str, text: str, is_key: bool) -> object:
+    value = text.strip()
+    if kind == "float":
+        try:
+            number = float(value)
+        except ValueError:
+            raise StreamRecError(f"{path.name} line {line}, column {name}: {text!r} is not a number") from None
+        if not math.isfinite(number):
+            raise StreamRecError(f"{path.name} line {line}, column {name}: {text!r} is not a finite number")
+        return number
+    if kind == "token_seq":
+        return value.split()
+    if is_key and not value:
+        raise StreamRecError(f"{path.name} line {line}, column {name}: empty key")
+    return value
+
+
+# ---- writing --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def replace_raw(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse and start one transaction in which every raw table is recreated empty.
+
+    The caller inserts the new data (see `insert_arrow`); leaving the block commits, and any
+    exception rolls everything back, old raw data included, so a failed load changes nothing.
+    """
+    with connect(settings) as con:
+        con.execute("begin transaction")
+        try:
+            con.execute("create schema if not exists raw")
+            for table in RAW_TABLES:
+                con.execute(f"drop table if exists raw.{table}")
+                con.execute(create_table_sql(table))
+            yield con
+            check_raw_keys(con)
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+
+
+def insert_arrow(con: duckdb.DuckDBPyConnection, target: str, data: pa.Table) -> None:
+    """Insert an Arrow table into `target` (schema.table) by column name, casting to the table's types."""
+    name = f"_arrow_{uuid.uuid4().hex}"
+    con.register(name, data)
+    try:
+        columns = ", ".join(data.column_names)
+        con.execute(f"insert into {target} ({columns}) select {columns} from {name}")
+    finally:
+        con.unregister(name)
+
+
+def check_raw_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse raw data whose references dangle (a bug in a source, never user data).
+
+    Key uniqueness needs no query: every raw table has a primary key (see raw_schema), so a
+    repeated key already failed its insert and rolled the transaction back.
+    """
+    references = [
+        ("items", "creator_id", "creators", "creator_id"),
+        ("sessions", "user_id", "users", "user_id"),
+        ("interactions", "user_id", "users", "user_id"),
+        ("interactions", "item_id", "items", "item_id"),
+        ("interactions", "session_id", "sessions", "session_id"),
+    ]
+    for table, column, parent, key in references:
+        orphan = scalar(
+            con,
+            f"select t.{column} from raw.{table} t anti join raw.{parent} p on t.{column} = p.{key} "
+            f"where t.{column} is not null limit 1",
+        )
+        if orphan is not None:
+            raise StreamRecError(f"raw.{table}: {column} {orphan} is not in raw.{parent}")

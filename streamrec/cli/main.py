@@ -1,0 +1,406 @@
+"""`streamrec`: the one front door to every step (init, generate, load, build, reference, train, ...).
+
+Each command is a thin wrapper: the work lives in the module it imports, so the CLI stays a list
+of verbs. Failures the user can act on (StreamRecError, ContractViolation) end as one line on
+stderr and exit code 1; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from streamrec.contracts import ContractViolation
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import Settings
+
+app = typer.Typer(
+    help="StreamRec: SQL feature warehouse, co-versioned models, serving and evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+load_app = typer.Typer(help="Load an external dataset into the raw schema.", no_args_is_help=True)
+reference_app = typer.Typer(help="Reference feature distributions for the PSI test.", no_args_is_help=True)
+contracts_app = typer.Typer(help="Feature contracts: render and check the dbt YAML.", no_args_is_help=True)
+app.add_typer(load_app, name="load")
+app.add_typer(reference_app, name="reference")
+app.add_typer(contracts_app, name="contracts")
+canary_app = typer.Typer(help="Two-phase canary of a candidate bundle, via the running API's admin endpoints.")
+app.add_typer(canary_app, name="canary")
+spark_app = typer.Typer(
+    help="The same features on Spark (dbt-spark): export raw, build, compare with DuckDB.", no_args_is_help=True
+)
+app.add_typer(spark_app, name="spark")
+
+# Piped output (make demo in CI, logs) gets a width that fits the scorecard instead of rich's 80 columns.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
+
+
+def _settings() -> Settings:
+    return Settings.from_env().ensure()
+
+
+@app.command()
+def init() -> None:
+    """Create STREAMREC_HOME and bring the operational tables to the newest migration (alembic upgrade head)."""
+    from streamrec.batch.migrate import init_db
+
+    settings = _settings()
+    revision = init_db(settings)
+    console.print(f"warehouse {settings.warehouse_path} at migration {revision}")
+
+
+@app.command()
+def generate(
+    users: Annotated[int, typer.Option(min=1, help="Number of users.")] = 2_000,
+    items: Annotated[int, typer.Option(min=1, help="Number of items.")] = 1_000,
+    days: Annotated[int, typer.Option(min=8, help="Days of history to generate.")] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 7,
+    interactions: Annotated[
+        int | None, typer.Option(min=1, help="Target interaction count (default: about 40 per user).")
+    ] = None,
+) -> None:
+    """Write synthetic StreamRec data (and its hidden ground truth) into the raw schema."""
+    from streamrec.lab.generate import generate as run
+
+    summary = run(_settings(), users=users, items=items, days=days, seed=seed, interactions=interactions)
+    console.print(summary)
+
+
+@load_app.command("movielens")
+def load_movielens(
+    directory: Annotated[Path, typer.Argument(help="Folder with ml-100k.inter/.item/.user.")],
+) -> None:
+    """Load MovieLens-100K (RecBole atomic files) into the raw schema."""
+    from streamrec.batch.movielens import load_movielens as run
+
+    console.print(run(_settings(), directory))
+
+
+@load_app.command("obd")
+def load_obd(
+    csv: Annotated[Path, typer.Argument(help="Open Bandit Dataset CSV (timestamp, item_id, position, click, ...).")],
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset name in raw.ope_logged (default: obd_<folder>_<file stem>).")
+    ] = None,
+) -> None:
+    """Load logged bandit feedback (Open Bandit Dataset layout) into raw.ope_logged for off-policy evaluation."""
+    from streamrec.batch.bandit_import import load_obd as run
+
+    console.print(run(_settings(), csv, dataset=dataset))
+
+
+@app.command()
+def build(
+    select: Annotated[str | None, typer.Option(help="dbt --select expression.")] = None,
+    as_of: Annotated[str | None, typer.Option(help="Feature timestamp (default: end of the data).")] = None,
+    warn_thresholds: Annotated[
+        bool, typer.Option("--warn-thresholds", help="Report failing evaluation thresholds as warnings, not failures.")
+    ] = False,
+) -> None:
+    """Run `dbt build` (models and tests) into a copy of the warehouse and publish it only if it passes."""
+    from streamrec.batch.build import build as run
+
+    variables = {"evaluation_threshold_severity": "warn"} if warn_thresholds else None
+    run(_settings(), select=select, as_of=as_of, variables=variables)
+
+
+@reference_app.command("capture")
+def reference_capture(
+    tag: Annotated[str, typer.Option(help="Version tag stored with the reference.")] = "baseline",
+) -> None:
+    """Store quantile bins, shares and means of every numeric feature as the PSI reference."""
+    from streamrec.batch.reference import capture
+
+    console.print(capture(_settings(), tag=tag))
+
+
+@contracts_app.command("render")
+def contracts_render() -> None:
+    """Write dbt_project/models/features/_features__models.yml from contracts/features.yml."""
+    from streamrec.contracts.render import write_dbt_yaml
+
+    console.print(f"wrote {write_dbt_yaml()}")
+
+
+@contracts_app.command("check")
+def contracts_check() -> None:
+    """Fail if the dbt YAML is not what contracts/features.yml renders to."""
+    from streamrec.contracts.render import check_dbt_yaml
+
+    check_dbt_yaml()
+    console.print("dbt YAML matches contracts/features.yml")
+
+
+@app.command()
+def ingest() -> None:
+    """Load the API's append-only impression and event logs into ops.impressions / ops.events (idempotent)."""
+    from streamrec.batch.ingest import ingest_logs
+
+    console.print(ingest_logs(_settings()))
+
+
+@app.command()
+def train(
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs for the two-tower model.")] = 3,
+    seed: Annotated[int, typer.Option(help="Random seed (training is deterministic given the seed).")] = 7,
+    version: Annotated[str | None, typer.Option(help="Version tag (default: generated from time).")] = None,
+) -> None:
+    """Train retrieval model, FAISS index and ranker, write a co-versioned bundle and register it."""
+    from streamrec.models_ml.train import train as run
+
+    console.print(run(_settings(), epochs=epochs, seed=seed, version=version))
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Version tag to serve.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded with the promotion).")] = "manual promotion",
+    by: Annotated[str | None, typer.Option(help="Who (default: $USER).")] = None,
+) -> None:
+    """Make VERSION the serving version in one transaction (verifies the bundle first)."""
+    from streamrec.models_ml.registry import promote as run
+
+    console.print(run(_settings(), version=version, by=by, reason=reason))
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option(help="Why (recorded with the rollback).")] = "manual rollback",
+    by: Annotated[str | None, typer.Option(help="Who (default: $USER).")] = None,
+) -> None:
+    """Return to the version that served before the current one."""
+    from streamrec.models_ml.registry import rollback as run
+
+    console.print(run(_settings(), by=by, reason=reason))
+
+
+@app.command()
+def versions() -> None:
+    """List registered bundles and which one serves."""
+    from rich.table import Table
+
+    from streamrec.models_ml.registry import list_versions
+
+    rows = list_versions(_settings())
+    table = Table("version", "created_at", "serving", "index", "recall@500 (index)", "contract")
+    for row in rows:
+        table.add_row(
+            row["version"],
+            str(row["created_at"]),
+            "yes" if row["serving"] else "",
+            row["index_kind"],
+            f"{row['index_recall_at_500']:.3f}",
+            row["contract_sha256"][:12],
+        )
+    console.print(table)
+
+
+@app.command()
+def sql(query: Annotated[str, typer.Argument(help="SQL to run read-only against the warehouse.")]) -> None:
+    """Run an ad-hoc read-only query against the published warehouse and print the rows."""
+    import duckdb
+    from rich.table import Table
+
+    from streamrec.core.warehouse import connect
+
+    with connect(_settings(), read_only=True) as con:
+        try:
+            result = con.execute(query)
+            names = [d[0] for d in result.description] if result.description else []
+            rows = result.fetchall()
+        except duckdb.Error as exc:
+            # The analyst's SQL is wrong, not the program: one line naming DuckDB's complaint, no traceback.
+            raise StreamRecError(f"query failed: {exc}") from None
+    table = Table(*names)
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+
+
+@app.command()
+def demo(
+    users: Annotated[int, typer.Option(min=1)] = 2_000,
+    items: Annotated[int, typer.Option(min=1)] = 1_000,
+) -> None:
+    """The whole loop on a demo-sized dataset: init, generate, build, reference, build again."""
+    from streamrec.lab.demo import run_demo
+
+    run_demo(_settings(), users=users, items=items)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+) -> None:
+    """Serve recommendations over HTTP (Litestar + uvicorn); configuration from STREAMREC_* variables (docs/api.md)."""
+    from streamrec.api.config import ApiSettings
+    from streamrec.cli.serve import serve as run
+
+    _settings()
+    run(ApiSettings.from_env(), host=host, port=port)
+
+
+def _admin(method: str, path: str, url: str, json: dict | None = None) -> dict:
+    """Call the API's admin endpoint with STREAMREC_ADMIN_TOKEN; HTTP errors become one-line StreamRecErrors."""
+    import os
+
+    import httpx
+
+    token = os.environ.get("STREAMREC_ADMIN_TOKEN")
+    if not token:
+        raise StreamRecError("STREAMREC_ADMIN_TOKEN is not set: the admin API needs the server's bearer token")
+    try:
+        response = httpx.request(
+            method, url.rstrip("/") + path, json=json, headers={"Authorization": f"Bearer {token}"}, timeout=120
+        )
+    except httpx.HTTPError as exc:
+        raise StreamRecError(f"cannot reach the API at {url}: {exc}") from exc
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        raise StreamRecError(f"{method} {path} failed with {response.status_code}: {detail}")
+    return response.json()
+
+
+ApiUrl = Annotated[str, typer.Option("--url", envvar="STREAMREC_API_URL", help="Base URL of the running API.")]
+
+
+@canary_app.command("start")
+def canary_start(
+    version: Annotated[str, typer.Argument(help="Candidate bundle version (under artifacts/).")],
+    phase: Annotated[int, typer.Option(min=1, max=2, help="Phase to start in.")] = 1,
+    share: Annotated[float | None, typer.Option(min=0, max=1, help="Share of users (default by phase).")] = None,
+    url: ApiUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Load VERSION in the API next to the serving bundle and route a share of users to it."""
+    console.print(
+        _admin(
+            "POST",
+            "/v1/admin/canary",
+            url,
+            {"action": "start", "candidate_version": version, "phase": phase, "share": share},
+        )
+    )
+
+
+@canary_app.command("status")
+def canary_status(url: ApiUrl = "http://127.0.0.1:8000") -> None:
+    """Show the canary's state in the API."""
+    console.print(_admin("GET", "/v1/admin/canary", url))
+
+
+@canary_app.command("hold")
+def canary_hold(url: ApiUrl = "http://127.0.0.1:8000") -> None:
+    """Pause the canary: the candidate stays loaded but gets no traffic."""
+    console.print(_admin("POST", "/v1/admin/canary", url, {"action": "hold"}))
+
+
+@canary_app.command("rollback")
+def canary_rollback(url: ApiUrl = "http://127.0.0.1:8000") -> None:
+    """Drop the candidate: all traffic back to the serving bundle."""
+    console.print(_admin("POST", "/v1/admin/canary", url, {"action": "rollback"}))
+
+
+@canary_app.command("advance")
+def canary_advance(
+    url: ApiUrl = "http://127.0.0.1:8000",
+    force: Annotated[bool, typer.Option(help="Advance even if the logged metrics say no.")] = False,
+    by: Annotated[str | None, typer.Option(help="Who (recorded with the promotion after phase 2).")] = None,
+    min_impressions: Annotated[int, typer.Option(min=1, help="Impressions each arm needs in the phase.")] = 500,
+    p99_factor: Annotated[float, typer.Option(min=1, help="Allowed candidate/control p99 latency ratio.")] = 1.25,
+) -> None:
+    """Judge the phase from the ingested logs (SQL); if it passes, go to phase 2, or after phase 2 promote."""
+    from streamrec.batch.canary_decision import Thresholds, decide
+
+    settings = _settings()
+    status = _admin("GET", "/v1/admin/canary", url)
+    if status["state"] == "idle":
+        raise StreamRecError("no canary is running: `streamrec canary start VERSION` first")
+    thresholds = Thresholds(min_impressions=min_impressions, p99_factor=p99_factor)
+    decision = decide(settings, status["phase"], status["control_version"], status["candidate_version"], thresholds)
+    for arm in (decision.control, decision.candidate):
+        if arm is not None:
+            console.print(arm)
+    if not decision.advance and not force:
+        raise StreamRecError(f"not advancing phase {status['phase']}: " + "; ".join(decision.reasons))
+    if status["phase"] == 2:
+        from streamrec.models_ml.registry import promote
+
+        console.print(promote(settings, version=status["candidate_version"], by=by, reason="canary passed phase 2"))
+    console.print(_admin("POST", "/v1/admin/canary", url, {"action": "advance"}))
+
+
+@app.command()
+def simulate(
+    requests: Annotated[int, typer.Option(min=1, max=1_000_000, help="Recommendation requests to send.")] = 500,
+    url: ApiUrl = "http://127.0.0.1:8000",
+    seed: Annotated[int, typer.Option(help="Random seed for users and their responses.")] = 11,
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Concurrent HTTP clients.")] = 4,
+) -> None:
+    """Drive the running API with synthetic users answering from the ground truth; store the true ATE."""
+    from streamrec.lab.simulate import simulate as run
+
+    console.print(str(run(_settings(), url=url, requests=requests, seed=seed, concurrency=concurrency)))
+
+
+@app.command()
+def report(
+    html: Annotated[
+        Path | None, typer.Option(help="Where to write the HTML report (default STREAMREC_HOME/reports/report.html).")
+    ] = None,
+) -> None:
+    """Print the evaluation scorecard and write a self-contained HTML report with plots."""
+    from streamrec.batch.report import report as run
+
+    run(_settings(), html_path=html, console=console)
+
+
+@spark_app.command("export")
+def spark_export() -> None:
+    """Write the raw tables and the PSI reference as Parquet under STREAMREC_HOME/spark for the Spark build."""
+    from streamrec.batch.spark_export import export
+
+    console.print(export(_settings()))
+
+
+@spark_app.command("build")
+def spark_build(
+    as_of: Annotated[
+        str | None, typer.Option(help="Feature timestamp (default: the DuckDB build's, recorded by the export).")
+    ] = None,
+    select: Annotated[str | None, typer.Option(help="dbt --select expression.")] = None,
+) -> None:
+    """Run `dbt build --target spark` (features, training and their tests) on the exported Parquet."""
+    from streamrec.batch.spark_build import spark_build as run
+
+    console.print(run(_settings(), as_of=as_of, select=select))
+
+
+@spark_app.command("compare")
+def spark_compare() -> None:
+    """Fail unless the Spark feature tables equal the DuckDB ones (keys, nulls, numbers within 1e-9 relative)."""
+    from streamrec.batch.spark_compare import compare
+
+    console.print(compare(_settings()))
+
+
+def main() -> None:
+    """Console-script entry point: user-facing failures become one line on stderr and exit 1."""
+    try:
+        app()
+    except (StreamRecError, ContractViolation) as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""`streamrec serve`: the Litestar API under uvicorn (one process; requests are served on its event loop)."""
+
+from __future__ import annotations
+
+from streamrec.api.config import ApiSettings
+
+
+def serve(settings: ApiSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+    """Run the API until interrupted; the bundle loads in the app's lifespan before the first request."""
+    import importlib.util
+    import os
+
+    import uvicorn
+
+    from streamrec.api.app import create_app
+
+    # uvloop + httptools (C event loop and HTTP parser) when installed; asyncio + h11 otherwise, or when
+    # STREAMREC_SERVE_PURE_PYTHON=1 (to compare the two stacks, bench/serve.py).
+    fast = (
+        importlib.util.find_spec("uvloop") is not None
+        and importlib.util.find_spec("httptools") is not None
+        and os.environ.get("STREAMREC_SERVE_PURE_PYTHON", "0") != "1"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop" if fast else "asyncio",
+        http="httptools" if fast else "h11",
+        log_level=log_level,
+        access_log=False,  # every request is already counted in /metrics and every impression logged
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,528 @@
+"""Synthetic StreamRec data: users, creators, items, sessions and interactions from a hidden ground truth.
+
+Everything is vectorised numpy and written in chunks (about a million interactions each) as
+Arrow tables, so ten million interactions never exist as Python objects. One seed fixes every
+draw: entity tables come from stream (seed, 0) and chunk k from stream (seed, 1, k), and the
+end of the history is a fixed date, so the same arguments give byte-identical tables.
+
+How behaviour is made (see streamrec/truth.py and docs/data.md): a session shows a run of
+impressions, mostly slots 1..slate_size of a feed filled by a popularity logging policy and
+some organic searches (position NULL). Each impression is examined with the position bias
+and played with the relevance of the user-item pair; examined but unplayed slots are skips.
+Plays watch a share of the item that grows with relevance; watching to the end adds a
+'complete', and relevant plays sometimes add a 'like'.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from streamrec.batch.raw_load import insert_arrow, replace_raw
+from streamrec.contracts import load_contract
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import Settings
+from streamrec.lab.truth import DEFAULT_PARAMS, TRUTH_TABLES_SQL, GroundTruth
+
+# The history ends here (not at "now") so a seed reproduces the same data on any day.
+END_TS = np.datetime64("2025-06-01T00:00:00", "s")
+DAY = 86_400.0
+YEAR = 365.0 * DAY
+CHUNK_INTERACTIONS = 1_000_000
+DEFAULT_INTERACTIONS_PER_USER = 40
+SESSION_CAP_SECONDS = 7_200.0  # the contract's user_avg_session_length_7d_seconds maximum
+NEW_CREATOR_DAYS = 60.0
+NEW_CREATOR_SHARE = 0.2
+NEW_USER_SHARE = 0.2
+IN_WINDOW_ITEM_SHARE = 0.25  # items published during the history (the rest earlier)
+RECENT_ITEM_SHARE = 0.03  # items published in the last 7 days (item_ctr_7d_ratio is null for them)
+
+# Constants of the event model beyond truth.DEFAULT_PARAMS; stored in truth.params with them.
+EVENT_PARAMS = {
+    "mean_impressions_per_session": 12.0,
+    "max_impressions_per_session": 60.0,
+    "browse_seconds_examined": 8.0,  # mean extra seconds looking at an examined slot
+    "browse_seconds_scrolled": 1.5,  # mean seconds scrolling past an unexamined slot
+    "complete_base": 0.05,  # P(watch to the end | play) = complete_base + complete_slope * relevance
+    "complete_slope": 0.45,
+    "watch_beta_a0": 0.6,  # otherwise the watched share is 0.95 * Beta(a0 + a1 * relevance, b)
+    "watch_beta_a1": 2.0,
+    "watch_beta_b": 1.5,
+    "like_scale": 0.45,  # P(like | play) = like_scale * relevance ** 2
+    "session_cap_seconds": SESSION_CAP_SECONDS,
+}
+
+LANGUAGE_WEIGHTS = {"en": 0.40, "es": 0.14, "pt": 0.10, "hi": 0.10, "fr": 0.08, "de": 0.07, "ja": 0.06, "ko": 0.05}
+COUNTRIES = {  # ISO 3166-1 alpha-2 (upper case) by user language
+    "en": (["US", "GB", "CA", "AU", "IN"], [0.55, 0.15, 0.1, 0.1, 0.1]),
+    "es": (["ES", "MX", "AR", "CO", "US"], [0.3, 0.3, 0.15, 0.15, 0.1]),
+    "pt": (["BR", "PT"], [0.8, 0.2]),
+    "hi": (["IN"], [1.0]),
+    "fr": (["FR", "CA", "BE"], [0.75, 0.15, 0.1]),
+    "de": (["DE", "AT", "CH"], [0.8, 0.1, 0.1]),
+    "ja": (["JP"], [1.0]),
+    "ko": (["KR"], [1.0]),
+}
+AGE_BAND_WEIGHTS = {"<18": 0.06, "18-24": 0.2, "25-34": 0.28, "35-44": 0.2, "45-54": 0.12, "55+": 0.1, "unknown": 0.04}
+GENDER_WEIGHTS = {"f": 0.48, "m": 0.47, "x": 0.02, "unknown": 0.03}
+DEVICES = ("tv", "mobile", "web", "tablet")
+EVENT_CODES = ("play", "complete", "like", "skip")
+# Sessions start more often in the evening (weight per UTC hour).
+HOUR_WEIGHTS = np.array([2, 1, 1, 1, 1, 1, 2, 3, 3, 3, 3, 4, 5, 4, 4, 4, 5, 6, 8, 10, 10, 9, 6, 4], dtype=float)
+_ADJECTIVES = "Quiet Silent Golden Hidden Last Broken Wild Electric Midnight Crimson Lost Endless Northern Paper"
+_NOUNS = "Harbor Signal Garden River Empire Machine Summer Kingdom Letter Voyage Horizon Station Forest Mirror Echo"
+TITLE_ADJECTIVES = np.array(_ADJECTIVES.split(" "))
+TITLE_NOUNS = np.array(_NOUNS.split(" "))
+
+
+@dataclass
+class _Entities:
+    """Users, creators and items as numpy columns, plus the ground truth built from them."""
+
+    start: float  # seconds since epoch when the history begins
+    end: float
+    user_signup: np.ndarray
+    pick_user: _Sampler  # which user a session belongs to (activity x share of the history after signup)
+    pick_item: _Sampler  # what the logging policy shows (truth.exposure_weights)
+    pick_hour: _Sampler  # UTC hour a session starts in
+    user_device: np.ndarray
+    item_published: np.ndarray
+    item_length: np.ndarray
+    old_items: np.ndarray  # items published before the history starts (always valid to show)
+    truth: GroundTruth
+    tables: dict[str, pa.Table]
+
+
+def generate(
+    settings: Settings,
+    users: int,
+    items: int,
+    days: int,
+    seed: int,
+    interactions: int | None = None,
+) -> str:
+    """Replace the raw schema (and truth schema) with synthetic data; return a one-line summary.
+
+    `interactions` is a target: generation stops at the first session boundary that reaches it
+    (default: about 40 per user). Everything is written in one transaction, so a failure leaves
+    the previous data untouched.
+    """
+    if users < 1 or items < 1:
+        raise StreamRecError(f"need at least one user and one item (got users={users}, items={items})")
+    if days < 1:
+        raise StreamRecError(f"days must be at least 1 (got {days})")
+    target = DEFAULT_INTERACTIONS_PER_USER * users if interactions is None else interactions
+    if target < 1:
+        raise StreamRecError(f"interactions must be at least 1 (got {interactions})")
+    began = time.perf_counter()
+    entities = _make_entities(users, items, days, seed)
+    n_sessions = n_interactions = 0
+    with replace_raw(settings) as con:
+        for table in ("users", "creators", "items"):
+            insert_arrow(con, f"raw.{table}", entities.tables[table])
+        with _progress(target) as advance:
+            for sessions, events in _event_chunks(entities, target, seed):
+                insert_arrow(con, "raw.sessions", sessions)
+                insert_arrow(con, "raw.interactions", events)
+                n_sessions += sessions.num_rows
+                n_interactions += events.num_rows
+                advance(events.num_rows)
+        _write_truth(con, entities, seed, days)
+    n_creators = entities.tables["creators"].num_rows
+    return (
+        f"generated {users:,} users, {n_creators:,} creators, {items:,} items, {n_sessions:,} sessions and "
+        f"{n_interactions:,} interactions over {days} days ending {END_TS} (seed {seed}) "
+        f"in {time.perf_counter() - began:.1f} s"
+    )
+
+
+# ---- entities ---------------------------------------------------------------------------------------
+
+
+def _make_entities(n_users: int, n_items: int, days: int, seed: int) -> _Entities:
+    rng = np.random.default_rng([seed, 0])
+    contract = load_contract()
+    languages = contract["user_language_code"].codes
+    genres = [g for g in contract["item_genre_code"].codes if g != "unknown"]
+    spoken = list(LANGUAGE_WEIGHTS)
+    # The generator's code lists must stay inside the contract's, or features would break it.
+    assert set(spoken) <= set(languages) and set(AGE_BAND_WEIGHTS) <= set(contract["user_age_band_code"].codes)
+    end = float(END_TS.astype(np.int64))
+    start = end - days * DAY
+    d = int(DEFAULT_PARAMS["n_factors"])
+    scale = d**-0.25  # so <x_u, y_i> has unit variance
+
+    # Creators: most joined long before the history, some in the last NEW_CREATOR_DAYS days.
+    n_creators = max(1, min(n_items, math.ceil(n_items / 8)))
+    creator_language = rng.choice(len(spoken), size=n_creators, p=_probs(LANGUAGE_WEIGHTS))
+    creator_new = rng.random(n_creators) < NEW_CREATOR_SHARE
+    creator_new[0] = False  # creator 0 owns item 0, which must predate the history
+    created = np.where(
+        creator_new,
+        end - DAY - rng.random(n_creators) * (NEW_CREATOR_DAYS - 1) * DAY,
+        start - rng.random(n_creators) * 2 * YEAR,
+    )
+    creator_genre = rng.integers(0, len(genres), size=n_creators)
+    creator_weight = rng.lognormal(0.0, 1.0, size=n_creators)
+
+    # Items: every creator gets at least one, the rest go to creators in proportion to a weight.
+    item_creator = np.empty(n_items, dtype=np.int64)
+    item_creator[:n_creators] = np.arange(n_creators)
+    creator_share = creator_weight / creator_weight.sum()
+    item_creator[n_creators:] = rng.choice(n_creators, size=n_items - n_creators, p=creator_share)
+    lo = created[item_creator]
+    in_window = rng.random(n_items) < IN_WINDOW_ITEM_SHARE
+    recent = rng.random(n_items) < RECENT_ITEM_SHARE
+    in_window[0] = recent[0] = False
+    u = rng.random(n_items)
+    published = np.where(
+        in_window,
+        np.maximum(lo, start) + u * (end - 3600.0 - np.maximum(lo, start)),
+        lo + u * (np.maximum(lo, start) - lo),
+    )
+    recent_lo = np.maximum(lo, end - 7 * DAY)
+    published = np.where(recent, recent_lo + u * (end - 3600.0 - recent_lo), published)
+    item_genre = np.where(rng.random(n_items) < 0.7, creator_genre[item_creator], rng.integers(0, len(genres), n_items))
+    length = np.round(np.clip(rng.lognormal(np.log(420.0), 0.9, size=n_items), 30.0, 5400.0))
+    titles = np.char.add(
+        np.char.add(TITLE_ADJECTIVES[rng.integers(0, TITLE_ADJECTIVES.size, n_items)], " "),
+        TITLE_NOUNS[rng.integers(0, TITLE_NOUNS.size, n_items)],
+    )
+    # Zipf popularity over a random ranking; items of a genre share a direction in latent space.
+    rank = rng.permutation(n_items) + 1.0
+    popularity_logit = -DEFAULT_PARAMS["zipf_exponent"] * np.log(rank)
+    popularity_logit -= popularity_logit.mean()
+    genre_centres = rng.standard_normal((len(genres), d))
+    item_factors = scale * (0.6 * genre_centres[item_genre] + 0.8 * rng.standard_normal((n_items, d)))
+
+    # Users: most signed up before the history, some during it (so some are new at every as_of).
+    user_new = rng.random(n_users) < NEW_USER_SHARE
+    signup = np.where(
+        user_new,
+        start + rng.random(n_users) * max(end - DAY - start, 0.0),
+        start - rng.random(n_users) * 3 * YEAR,
+    )
+    user_language = rng.choice(len(spoken), size=n_users, p=_probs(LANGUAGE_WEIGHTS))
+    country = np.empty(n_users, dtype=object)
+    for index, code in enumerate(spoken):
+        mask = user_language == index
+        options, weights = COUNTRIES[code]
+        country[mask] = np.array(options, dtype=object)[rng.choice(len(options), size=int(mask.sum()), p=weights)]
+    age_band = np.array(list(AGE_BAND_WEIGHTS))[rng.choice(len(AGE_BAND_WEIGHTS), n_users, p=_probs(AGE_BAND_WEIGHTS))]
+    gender = np.array(list(GENDER_WEIGHTS))[rng.choice(len(GENDER_WEIGHTS), n_users, p=_probs(GENDER_WEIGHTS))]
+    user_factors = scale * rng.standard_normal((n_users, d))
+    activity = rng.lognormal(0.0, 0.8, size=n_users)
+    active_share = (end - np.maximum(signup, start)) / (end - start)
+    weight = activity * active_share
+    user_device = rng.integers(0, len(DEVICES), size=n_users)
+
+    user_ids = np.arange(1, n_users + 1, dtype=np.int64)
+    item_ids = np.arange(1, n_items + 1, dtype=np.int64)
+    creator_ids = np.arange(1, n_creators + 1, dtype=np.int64)
+    language_index = np.array([languages.index(code) for code in spoken], dtype=np.int16)
+    truth = GroundTruth(
+        user_ids=user_ids,
+        user_factors=user_factors,
+        user_language=language_index[user_language],
+        item_ids=item_ids,
+        item_factors=item_factors,
+        popularity_logit=popularity_logit,
+        item_language=language_index[creator_language[item_creator]],
+        languages=tuple(languages),
+        params=dict(DEFAULT_PARAMS),
+    )
+    tables = {
+        "users": pa.table(
+            {
+                "user_id": user_ids,
+                "signup_ts": _timestamps(signup),
+                "language_code": _dictionary(user_language, spoken),
+                "country_code": pa.array(country, type=pa.string()),
+                "age_band_code": pa.array(age_band),
+                "gender_code": pa.array(gender),
+            }
+        ),
+        "creators": pa.table(
+            {
+                "creator_id": creator_ids,
+                "language_code": _dictionary(creator_language, spoken),
+                "created_ts": _timestamps(created),
+            }
+        ),
+        "items": pa.table(
+            {
+                "item_id": item_ids,
+                "creator_id": creator_ids[item_creator],
+                "title": pa.array(titles),
+                "genre_code": _dictionary(item_genre, genres),
+                "length_seconds": length,
+                "published_ts": _timestamps(published),
+            }
+        ),
+    }
+    return _Entities(
+        start=start,
+        end=end,
+        user_signup=signup,
+        pick_user=_Sampler(weight),
+        pick_item=_Sampler(truth.exposure_weights()),
+        pick_hour=_Sampler(HOUR_WEIGHTS),
+        user_device=user_device,
+        item_published=published,
+        item_length=length,
+        old_items=np.flatnonzero(published <= start),
+        truth=truth,
+        tables=tables,
+    )
+
+
+# ---- sessions and events ------------------------------------------------------------------------------
+
+
+def _event_chunks(entities: _Entities, target: int, seed: int) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """Yield (sessions, interactions) Arrow tables of about CHUNK_INTERACTIONS rows until `target` is reached."""
+    produced = sessions_made = 0
+    events_per_session = 7.0  # first guess; refined from each chunk so later chunks land near their size
+    chunk = 0
+    while produced < target:
+        want = min(CHUNK_INTERACTIONS, target - produced)
+        n_sessions = max(1, math.ceil(want / events_per_session * 1.05))
+        sessions, events = _simulate_chunk(entities, np.random.default_rng([seed, 1, chunk]), n_sessions)
+        counts = np.bincount(events["session"], minlength=n_sessions)
+        # Stop at the first session boundary that reaches the target (whole sessions stay coherent).
+        keep_sessions = int(np.searchsorted(np.cumsum(counts), target - produced, side="left")) + 1
+        keep_sessions = min(keep_sessions, n_sessions)
+        keep_events = int(counts[:keep_sessions].sum())
+        yield (
+            _session_table(sessions, keep_sessions, sessions_made),
+            _event_table(events, keep_events, produced, sessions_made),
+        )
+        events_per_session = max(0.5, counts.mean()) if counts.size else events_per_session
+        produced += keep_events
+        sessions_made += keep_sessions
+        chunk += 1
+
+
+def _simulate_chunk(entities: _Entities, rng: np.random.Generator, n_sessions: int) -> tuple[dict, dict]:
+    truth = entities.truth
+    params = EVENT_PARAMS
+    # Sessions: who, when (evening-heavy, after signup, ending before the history does), on what device.
+    user = entities.pick_user(rng, n_sessions)
+    lo = np.maximum(entities.user_signup[user], entities.start)
+    hi = entities.end - SESSION_CAP_SECONDS
+    uniform_start = lo + rng.random(n_sessions) * np.maximum(hi - lo, 0.0)
+    day_start = np.floor(uniform_start / DAY) * DAY
+    diurnal = day_start + entities.pick_hour(rng, n_sessions) * 3600.0
+    diurnal += rng.random(n_sessions) * 3600.0
+    started = np.where((diurnal >= lo) & (diurnal <= hi), diurnal, uniform_start)
+    other_device = rng.integers(0, len(DEVICES), n_sessions)
+    device = np.where(rng.random(n_sessions) < 0.75, entities.user_device[user], other_device)
+    n_shown = np.minimum(
+        rng.geometric(1.0 / params["mean_impressions_per_session"], n_sessions),
+        int(params["max_impressions_per_session"]),
+    )
+
+    # Impressions: slot = order within the session modulo the slate size; some are organic searches.
+    session = np.repeat(np.arange(n_sessions), n_shown)
+    first = np.cumsum(n_shown) - n_shown
+    order = np.arange(session.size) - first[session]
+    organic = rng.random(session.size) < truth.param("organic_share")
+    position = np.where(organic, np.nan, order % int(truth.param("slate_size")) + 1.0)
+    item = entities.pick_item(rng, session.size)
+    session_started = started[session]
+    for _ in range(4):  # redraw items not yet published when the session started
+        bad = np.flatnonzero(entities.item_published[item] > session_started)
+        if bad.size == 0:
+            break
+        item[bad] = entities.pick_item(rng, bad.size)
+    bad = np.flatnonzero(entities.item_published[item] > session_started)
+    item[bad] = entities.old_items[rng.integers(0, entities.old_items.size, bad.size)]
+
+    # Behaviour from the ground truth: examine (position bias), then play with the pair's relevance.
+    user_ids = truth.user_ids[user[session]]
+    item_ids = truth.item_ids[item]
+    p_play = truth.engagement_probability(user_ids, item_ids, position)
+    examined_p = truth.examination_probability(position, session.size)
+    relevance = p_play / examined_p
+    draw = rng.random(session.size)
+    play = draw < p_play
+    skip = ~play & ~organic & (draw < examined_p)
+    length = entities.item_length[item]
+    finish = rng.random(session.size) < params["complete_base"] + params["complete_slope"] * relevance
+    partial = 0.95 * rng.beta(params["watch_beta_a0"] + params["watch_beta_a1"] * relevance, params["watch_beta_b"])
+    share = np.where(finish, 1.0, partial)
+    watch = np.where(play, np.round(share * length), 0.0)
+    like = play & (rng.random(session.size) < params["like_scale"] * relevance**2)
+    browse = np.where(
+        play | skip | organic,
+        rng.exponential(params["browse_seconds_examined"], session.size) + 2.0,
+        rng.exponential(params["browse_seconds_scrolled"], session.size),
+    ).round(1)
+
+    # Lay impressions end to end inside each session; stop at the session cap and trim the last watch.
+    spent = browse + watch
+    total = np.cumsum(spent)
+    offset = total - spent - (total - spent)[first][session]
+    shown = offset + browse < SESSION_CAP_SECONDS
+    watch = np.where(shown, np.minimum(watch, SESSION_CAP_SECONDS - offset - browse), 0.0)
+    play &= shown
+    skip &= shown
+    like &= shown
+    complete = play & (share >= 1.0) & (watch >= length)
+    duration = np.bincount(session, weights=np.where(shown, browse + watch, 0.0), minlength=n_sessions)
+
+    at = session_started + offset + browse
+    kinds = [(play, 0, at), (complete, 1, at + watch), (like, 2, at + watch), (skip, 3, at)]
+    index = np.concatenate([np.flatnonzero(mask) for mask, _, _ in kinds])
+    kind = np.concatenate([np.full(int(mask.sum()), code, dtype=np.int8) for mask, code, _ in kinds])
+    ts = np.concatenate([times[mask] for mask, _, times in kinds])
+    ordering = np.lexsort((kind, index))  # session by session, in time order within a session
+    index, kind, ts = index[ordering], kind[ordering], ts[ordering]
+    sessions = {"user": user, "started": started, "duration": np.round(duration, 1), "device": device}
+    events = {
+        "session": session[index],
+        "user_id": user_ids[index],
+        "item_id": item_ids[index],
+        "ts": ts,
+        "kind": kind,
+        "watch": np.where(kind == 0, watch[index], 0.0),
+        "position": position[index],
+    }
+    return sessions, events
+
+
+def _session_table(sessions: dict, keep: int, id_base: int) -> pa.Table:
+    return pa.table(
+        {
+            "session_id": np.arange(id_base + 1, id_base + keep + 1, dtype=np.int64),
+            "user_id": sessions["user"][:keep] + 1,
+            "started_ts": _timestamps(sessions["started"][:keep]),
+            "duration_seconds": sessions["duration"][:keep],
+            "device_code": _dictionary(sessions["device"][:keep], DEVICES),
+        }
+    )
+
+
+def _event_table(events: dict, keep: int, id_base: int, session_base: int) -> pa.Table:
+    position = events["position"][:keep]
+    organic = np.isnan(position)
+    return pa.table(
+        {
+            "interaction_id": np.arange(id_base + 1, id_base + keep + 1, dtype=np.int64),
+            "session_id": events["session"][:keep].astype(np.int64) + session_base + 1,
+            "user_id": events["user_id"][:keep],
+            "item_id": events["item_id"][:keep],
+            "event_ts": _timestamps(events["ts"][:keep]),
+            "event_type": _dictionary(events["kind"][:keep], EVENT_CODES),
+            "watch_seconds": events["watch"][:keep],
+            "position": pa.array(np.where(organic, 0, position).astype(np.int32), mask=organic),
+            "rating": pa.nulls(keep, pa.float64()),
+        }
+    )
+
+
+# ---- truth ------------------------------------------------------------------------------------------------
+
+
+def _write_truth(con: duckdb.DuckDBPyConnection, entities: _Entities, seed: int, days: int) -> None:
+    truth = entities.truth
+    con.execute("drop schema if exists truth cascade")
+    con.execute("create schema truth")
+    for sql in TRUTH_TABLES_SQL.values():
+        con.execute(sql)
+    insert_arrow(con, "truth.user_latent", pa.table({"user_id": truth.user_ids, "factors": _lists(truth.user_factors)}))
+    insert_arrow(
+        con,
+        "truth.item_latent",
+        pa.table(
+            {
+                "item_id": truth.item_ids,
+                "factors": _lists(truth.item_factors),
+                "popularity_logit": truth.popularity_logit,
+            }
+        ),
+    )
+    slate = int(truth.param("slate_size"))
+    examination = truth.examination_probability(np.arange(1, slate + 1, dtype=float), slate)
+    params = {
+        **truth.params,
+        **EVENT_PARAMS,
+        "seed": seed,
+        "days": days,
+        "end_ts_epoch_seconds": entities.end,
+        **{f"examination_p{p}": float(examination[p - 1]) for p in range(1, slate + 1)},
+    }
+    insert_arrow(
+        con,
+        "truth.params",
+        pa.table({"name": list(params), "value": np.array(list(params.values()), dtype=np.float64)}),
+    )
+
+
+# ---- helpers ------------------------------------------------------------------------------------------------
+
+
+def _probs(weights: dict[str, float]) -> np.ndarray:
+    values = np.array(list(weights.values()), dtype=float)
+    return values / values.sum()
+
+
+class _Sampler:
+    """Draws indices with fixed probabilities in O(1) each (Walker's alias method, Vose's construction).
+
+    The feed draws tens of millions of items from a 50k-item Zipf law; a CDF search per draw
+    was the slowest step of generation, the alias table makes it two array lookups.
+    """
+
+    def __init__(self, probabilities: np.ndarray) -> None:
+        n = probabilities.size
+        scaled = np.asarray(probabilities, dtype=np.float64) * (n / probabilities.sum())
+        self.accept = np.ones(n)
+        self.alias = np.arange(n)
+        small = [int(i) for i in np.flatnonzero(scaled < 1.0)]
+        large = [int(i) for i in np.flatnonzero(scaled >= 1.0)]
+        while small and large:
+            low, high = small.pop(), large.pop()
+            self.accept[low] = scaled[low]
+            self.alias[low] = high
+            scaled[high] -= 1.0 - scaled[low]
+            (small if scaled[high] < 1.0 else large).append(high)
+        # Whatever is left is 1 up to rounding: always accept it (accept/alias keep their defaults).
+
+    def __call__(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """`size` indices drawn independently with the sampler's probabilities."""
+        column = rng.integers(0, self.accept.size, size)
+        return np.where(rng.random(size) < self.accept[column], column, self.alias[column])
+
+
+def _timestamps(seconds: np.ndarray) -> pa.Array:
+    return pa.array(np.round(np.asarray(seconds) * 1e6).astype(np.int64), type=pa.timestamp("us"))
+
+
+def _dictionary(codes: np.ndarray, vocabulary: Sequence[str]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes).astype(np.int32)), pa.array(list(vocabulary)))
+
+
+def _lists(matrix: np.ndarray) -> pa.Array:
+    n, d = matrix.shape
+    return pa.ListArray.from_arrays(pa.array(np.arange(0, n * d + 1, d, dtype=np.int32)), pa.array(matrix.ravel()))
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar for long runs (more than one chunk); a no-op otherwise."""
+    if total <= CHUNK_INTERACTIONS:
+        yield lambda _rows: None
+        return
+    columns = (TextColumn("generating interactions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("generate", total=total)
+        yield lambda rows: bar.advance(task, rows)
