@@ -63,7 +63,7 @@ def _check_renderable(contract: FeatureContract) -> None:
     for feature in contract.features:
         if feature.name in KEY_COLUMNS:
             raise ContractViolation(f"features.yml: feature {feature.name} has the name of a key column")
-        if feature.is_numeric and feature.min > feature.max:
+        if feature.min is not None and feature.max is not None and feature.min > feature.max:
             raise ContractViolation(
                 f"features.yml: feature {feature.name} has min {feature.min:g} above max {feature.max:g}"
             )
@@ -76,7 +76,7 @@ def _feature_tests(feature: Feature) -> list[Any]:
     # Explicit test names keep `dbt test --select in_range_<feature>` and the failure tables readable.
     if not feature.nullable:
         tests.append("not_null")
-    if feature.is_numeric:
+    if feature.min is not None and feature.max is not None:  # numeric features carry both bounds
         bounds = {"min_value": _number(feature.min), "max_value": _number(feature.max)}
         tests.append({"streamrec_in_range": {"name": f"in_range_{feature.name}", "arguments": bounds}})
     if feature.codes:

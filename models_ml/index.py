@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,15 +177,17 @@ def build_index(
         "candidates": {},
     }
     qualified: list[tuple[str, faiss.Index, float]] = []  # (kind, index, held-out recall)
+    index: faiss.Index
+    setter: Callable[[int], None]
     for kind in candidates:
         began = time.perf_counter()
         if kind == IVF:
             lists = nlist or default_nlist(n)
-            index = _build_ivf(vectors, lists, seed)
+            index = ivf = _build_ivf(vectors, lists, seed)
             steps = [s for s in NPROBE_STEPS if s < lists] + [lists]
 
-            def set_nprobe(value: int, index: faiss.IndexIVFFlat = index) -> None:
-                index.nprobe = value
+            def set_nprobe(value: int, ivf: faiss.IndexIVFFlat = ivf) -> None:
+                ivf.nprobe = value
 
             setter, breadth_name, fixed = set_nprobe, "nprobe", {"nlist": lists, "train_rows": min(n, IVF_TRAIN_MAX)}
         elif kind == HNSW:
@@ -194,13 +196,13 @@ def build_index(
                     "skipped": f"{n} items > hnsw_max_items {hnsw_max_items} (build too slow)"
                 }
                 continue
-            index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = ef_construction
-            index.add(vectors)
+            index = hnsw = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            hnsw.hnsw.efConstruction = ef_construction
+            hnsw.add(vectors)
             steps = list(EF_SEARCH_STEPS)
 
-            def set_ef(value: int, index: faiss.IndexHNSWFlat = index) -> None:
-                index.hnsw.efSearch = value
+            def set_ef(value: int, hnsw: faiss.IndexHNSWFlat = hnsw) -> None:
+                hnsw.hnsw.efSearch = value
 
             setter, breadth_name, fixed = set_ef, "efSearch", {"M": hnsw_m, "efConstruction": ef_construction}
         else:

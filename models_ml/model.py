@@ -96,6 +96,9 @@ class FeatureEncoder(nn.Module):
     standardising (the mean) plus a 0/1 missing indicator for every nullable feature.
     """
 
+    mean: Tensor  # (n_numeric,) buffers: standardisation statistics from the training rows
+    std: Tensor
+
     def __init__(self, features: Sequence[Feature], code_dim: int, owner: str) -> None:
         super().__init__()
         self.owner = owner
@@ -152,7 +155,9 @@ class FeatureEncoder(nn.Module):
         columns += [n_numeric + j for j, i in enumerate(self.nullable_index) if self.numeric_names[i] in names]
         offset = n_numeric + len(self.nullable_index)
         for k, name in enumerate(self.code_names):
-            dim = self.code_embeddings[name].embedding_dim
+            embedding = self.code_embeddings[name]
+            assert isinstance(embedding, nn.Embedding)
+            dim = embedding.embedding_dim
             if name in names:
                 columns += range(offset + k * dim, offset + (k + 1) * dim)
         return columns
@@ -187,6 +192,8 @@ class FeatureEncoder(nn.Module):
 
 class IdEmbedding(nn.Module):
     """Embedding of raw ids through a sorted vocabulary; ids never seen in training share row 0."""
+
+    known_ids: Tensor  # (n_ids,) buffer: the sorted training vocabulary
 
     def __init__(self, n_ids: int, dim: int) -> None:
         super().__init__()

@@ -109,8 +109,8 @@ def recommend_offline(model: TwoTower, ranker: Ranker, data: TrainingData) -> Of
     candidates: list[np.ndarray] = []
     for n, user in enumerate(user_ids.tolist()):
         user_seen = seen.get(user, set())
-        keep = [j for j, r in enumerate(rows[n].tolist()) if r >= 0 and int(item_ids[r]) not in user_seen]
-        keep = np.array(keep[:RETRIEVAL_K], dtype=np.int64)
+        unseen = [j for j, r in enumerate(rows[n].tolist()) if r >= 0 and int(item_ids[r]) not in user_seen]
+        keep = np.array(unseen[:RETRIEVAL_K], dtype=np.int64)
         candidates.append(rows[n][keep])
         lists["model", "retrieval"].items.append(item_ids[rows[n][keep]])
         lists["model", "retrieval"].scores.append(scores[n][keep].astype(np.float64))

@@ -125,8 +125,9 @@ class Ranker(nn.Module):
         # The first layer is linear in its input columns, so it splits into per-source products: the
         # user's share is computed once (1 row) instead of once per candidate, and nothing is concatenated.
         first = self.mlp[0]
+        assert isinstance(first, nn.Linear)  # the first layer is linear by construction (make_ranker)
         hidden = items.values.index_select(0, rows) @ first.weight[:, items.columns].T
-        bias = first.bias
+        bias: Tensor = first.bias
         if shared_names:
             bias = bias + self.encoder.encode(shared, shared_names) @ first.weight[:, shared_columns].T  # (1, h)
         if row_names:

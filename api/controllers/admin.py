@@ -23,7 +23,7 @@ def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     services: NamedDependency[Services] = connection.app.state.services
     expected = services.config.admin_token
     header = connection.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _sep, token = header.partition(" ")
     if not expected:
         raise NotAuthorizedException(detail="admin is disabled: STREAMREC_ADMIN_TOKEN is not set on the server")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):

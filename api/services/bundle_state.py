@@ -55,7 +55,7 @@ class ServingBundle:
     group_shortlists: Mapping[int, tuple[np.ndarray, np.ndarray]]  # group -> (item rows, (m, 128) embeddings)
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     promoted_at: str | None = None
-    _item_sorter: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    _item_sorter: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_items(self) -> int:
@@ -72,6 +72,7 @@ class ServingBundle:
     def item_rows(self, item_ids: np.ndarray) -> np.ndarray:
         """Index row of each item id, -1 where the catalogue does not have it."""
         item_ids = np.asarray(item_ids, dtype=np.int64)
+        assert self._item_sorter is not None  # set by build_serving_bundle
         sorted_ids = self.item_ids[self._item_sorter]
         pos = np.clip(np.searchsorted(sorted_ids, item_ids), 0, max(len(sorted_ids) - 1, 0))
         found = sorted_ids[pos] == item_ids if len(sorted_ids) else np.zeros(len(item_ids), dtype=bool)

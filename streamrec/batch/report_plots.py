@@ -116,8 +116,8 @@ def latency_plot(latencies_ms: Sequence[float], p99: float | None, threshold: fl
         return _empty(figure, "Request latency", "no logged requests for the serving version")
     axes = figure.subplots()
     low, high = values.min(), values.max()
-    bins = np.geomspace(low, high * 1.0001, 40) if high > low else 20
-    axes.hist(values, bins=bins, color=NEUTRAL_COLOUR, alpha=0.8)
+    bins: np.ndarray | int = np.geomspace(low, high * 1.0001, 40) if high > low else 20
+    axes.hist(values, bins=bins, color=NEUTRAL_COLOUR, alpha=0.8)  # type: ignore[arg-type]  # stubs omit arrays
     if high > low:
         axes.set_xscale("log")
         axes.xaxis.set_major_formatter(FormatStrFormatter("%g"))  # 1, 10, 100 rather than 10^0, 10^1

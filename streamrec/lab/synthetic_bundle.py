@@ -32,6 +32,7 @@ def _random_column(feature: Feature, n: int, rng: np.random.Generator) -> pa.Arr
         return pa.array(codes[rng.choice(len(codes), size=n, p=weights / weights.sum())])
     if feature.dtype == "bool":
         return pa.array(rng.random(n) < 0.15)
+    assert feature.min is not None and feature.max is not None  # numeric features carry both bounds
     low, high = float(feature.min), float(feature.max)
     span = min(high - low, 1000.0)  # keep values in a plausible part of wide ranges
     values = low + rng.random(n) * span
