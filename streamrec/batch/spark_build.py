@@ -25,7 +25,7 @@ from typing import Any
 from streamrec.batch.build import FAILED_STATUSES, parse_as_of
 from streamrec.batch.spark_export import export_dir, read_manifest
 from streamrec.core.errors import StreamRecError
-from streamrec.core.settings import DBT_PROJECT_DIR, PROFILES_DIR, Settings
+from streamrec.core.settings import DBT_PROJECT_DIR, PROFILES_DIR, Settings, load_settings
 
 SPARK_TARGET = "spark"
 SPARK_CONF_DIR = Path(__file__).resolve().parent / "spark_conf"
@@ -148,7 +148,15 @@ def spark_build(settings: Settings, as_of: str | None = None, select: str | None
     results = spark_target_dir(settings) / "run_results.json"
     results.unlink(missing_ok=True)
     # SPARK_CONF_DIR: Spark's log4j2.properties without the per-statement session warning of dbt-spark
-    env = {**os.environ, "STREAMREC_HOME": str(settings.home), "SPARK_CONF_DIR": str(SPARK_CONF_DIR)}
+    # The Spark knobs come from the one settings object (environment, streamrec.toml, defaults).
+    knobs = load_settings()
+    env = {
+        **os.environ,
+        "STREAMREC_HOME": str(settings.home),
+        "SPARK_CONF_DIR": str(SPARK_CONF_DIR),
+        "STREAMREC_SPARK_MASTER": knobs.spark_master,
+        "STREAMREC_SPARK_DRIVER_MEMORY": knobs.spark_driver_memory,
+    }
     sys.stdout.flush()
     command = spark_dbt_command(settings, ["build"], as_of=as_of, select=select)
     code = subprocess.run(command, env=env, check=False).returncode

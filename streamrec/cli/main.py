@@ -181,6 +181,24 @@ def rollback(
 
 
 @app.command()
+def config() -> None:
+    """Print the effective settings and where each came from (environment, streamrec.toml or default)."""
+    from rich.table import Table
+
+    from streamrec.core.settings import SECRET_FIELDS, env_name, resolve_settings
+
+    settings, sources = resolve_settings()
+    table = Table("setting", "value", "source", "variable")
+    for field, source in sources.items():
+        value = getattr(settings, field)
+        shown = value.home if field == "home" else value
+        if field in SECRET_FIELDS and value is not None:
+            shown = "***"  # never print a secret
+        table.add_row(field, str(shown), source, env_name(field))
+    console.print(table)
+
+
+@app.command()
 def versions() -> None:
     """List registered bundles and which one serves."""
     from rich.table import Table
@@ -249,11 +267,11 @@ def serve(
 
 def _admin(method: str, path: str, url: str, json: dict | None = None) -> dict:
     """Call the API's admin endpoint with STREAMREC_ADMIN_TOKEN; HTTP errors become one-line StreamRecErrors."""
-    import os
-
     import httpx
 
-    token = os.environ.get("STREAMREC_ADMIN_TOKEN")
+    from streamrec.core.settings import load_settings
+
+    token = load_settings().admin_token
     if not token:
         raise StreamRecError("STREAMREC_ADMIN_TOKEN is not set: the admin API needs the server's bearer token")
     try:

@@ -8,7 +8,6 @@ from streamrec.api.config import ApiSettings
 def serve(settings: ApiSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
     """Run the API until interrupted; the bundle loads in the app's lifespan before the first request."""
     import importlib.util
-    import os
 
     import uvicorn
 
@@ -19,7 +18,7 @@ def serve(settings: ApiSettings, host: str = "127.0.0.1", port: int = 8000, log_
     fast = (
         importlib.util.find_spec("uvloop") is not None
         and importlib.util.find_spec("httptools") is not None
-        and os.environ.get("STREAMREC_SERVE_PURE_PYTHON", "0") != "1"
+        and not settings.serve_pure_python
     )
     uvicorn.run(
         create_app(settings),

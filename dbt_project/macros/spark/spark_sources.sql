@@ -12,7 +12,7 @@
 
 {% macro spark__register_spark_sources() -%}
     {%- if execute -%}
-        {%- set export_dir = var('spark_export_dir', none) or (env_var('STREAMREC_HOME', '.streamrec') ~ '/spark') -%}
+        {%- set export_dir = var('spark_export_dir', none) or ((env_var('STREAMREC_HOME', '') or '.streamrec') ~ '/spark') -%}
         {%- set tables = [] -%}
         {%- for name in ['users', 'creators', 'items', 'sessions', 'interactions'] -%}
             {%- do tables.append(('raw', name, export_dir ~ '/raw/' ~ name ~ '.parquet')) -%}
