@@ -42,7 +42,7 @@ class Recommendations(msgspec.Struct, frozen=True):
     cold_start: bool
 
 
-class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class FeedbackEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """An outcome on a served item."""
 
     request_id: RequestId
@@ -55,7 +55,7 @@ class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class EventBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Up to STREAMREC_MAX_EVENTS events (default 1000); the whole batch is stored or none of it."""
 
-    events: Annotated[list[Event], msgspec.Meta(min_length=1, max_length=1000)]
+    events: Annotated[list[FeedbackEvent], msgspec.Meta(min_length=1, max_length=1000)]
 
 
 class EventsAccepted(msgspec.Struct, frozen=True):

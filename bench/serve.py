@@ -52,8 +52,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from streamrec.api.services.bundle_state import ServingBundle
     from streamrec.api.services.recommender import Recommender
+    from streamrec.api.services.serving_bundle import ServingBundle
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -101,9 +101,9 @@ def in_process(home: Path, users: int, n: int) -> dict:
     import torch
 
     from streamrec.api.config import ApiSettings
-    from streamrec.api.services.bundle_state import load_serving_bundle, read_active
     from streamrec.api.services.fairness import ExposureTracker
     from streamrec.api.services.recommender import Recommender
+    from streamrec.api.services.serving_bundle import load_serving_bundle, read_active
 
     # The server limits torch and FAISS to one thread per call (api.app); the same here, so the paths compare.
     torch.set_num_threads(1)
@@ -189,9 +189,9 @@ def fairness_cost(home: Path, share: float, groups: int) -> dict:
     includes the holdout window, so absolute NDCG is optimistic; both orders share that bias.
     """
     from streamrec.api.config import ApiSettings
-    from streamrec.api.services.bundle_state import load_serving_bundle, read_active
     from streamrec.api.services.fairness import ExposureTracker, min_exposure_rerank
     from streamrec.api.services.recommender import Recommender
+    from streamrec.api.services.serving_bundle import load_serving_bundle, read_active
     from streamrec.core.settings import Settings
     from streamrec.core.warehouse import connect, fetchall
 

@@ -117,17 +117,6 @@ class FeatureContract:
         """Features with a range and a reference distribution."""
         return [f for f in self.features if f.is_numeric]
 
-    def validate_columns(self, columns: Mapping[str, Any], source: str) -> None:
-        """Check named columns (numpy-convertible) against the contract; raise naming feature, value and rule.
-
-        Columns not in the contract are ignored (a superset is fine); every contract feature of
-        the entities present must be there.
-        """
-        for name, values in columns.items():
-            if name not in self._by_name:
-                continue
-            validate_values(self._by_name[name], np.asarray(values), source)
-
 
 def validate_values(feature: Feature, values: np.ndarray, source: str) -> None:
     """Raise ContractViolation for the first value of `values` that breaks `feature`'s contract."""

@@ -55,6 +55,11 @@ _INDEX_PROBE_K = 10
 _INDEX_PROBE_MIN_FOUND = 0.9
 
 
+# The serving pointer in the artifacts directory: written by `streamrec promote` / `rollback`
+# (models_ml.registry), read by the API (api.services.serving_bundle).
+ACTIVE_FILE = "ACTIVE.json"
+
+
 class BundleMismatch(StreamRecError):
     """A bundle whose parts do not belong together (or to the current contract); the message says which."""
 

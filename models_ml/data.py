@@ -21,12 +21,10 @@ import duckdb
 
 from streamrec.contracts.schema import Feature, FeatureContract
 from streamrec.core.errors import StreamRecError
+from streamrec.core.event_types import POSITIVE_EVENT_TYPES
 from streamrec.core.settings import Settings
 from streamrec.core.warehouse import connect, table_exists
 from streamrec.models_ml.tensors import Columns, validate_features
-
-POSITIVE_EVENTS = ("play", "complete", "like")
-KEY_COLUMNS = ("user_id", "item_id", "creator_id", "as_of")
 
 
 def read_columns(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] | None = None) -> Columns:
@@ -115,7 +113,7 @@ def load_training_data(settings: Settings, contract: FeatureContract, holdout_da
         item_grid = read_columns(
             con, f"select {item_cols} from features.item_features where as_of < ? order by as_of, item_id", [split]
         )
-        positive = ", ".join(f"'{e}'" for e in POSITIVE_EVENTS)
+        positive = ", ".join(f"'{e}'" for e in POSITIVE_EVENT_TYPES)
         seen = read_columns(
             con, "select distinct user_id, item_id from raw.interactions where event_ts < ? order by all", [split]
         )

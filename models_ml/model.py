@@ -315,8 +315,3 @@ def load_two_tower(path: Path) -> TwoTower:
     model.load_state_dict(checkpoint["state_dict"])
     model.contract_sha256 = checkpoint["contract_sha256"]
     return model.eval()
-
-
-def checkpoint_contract_sha256(path: Path) -> str:
-    """The contract hash a model or ranker checkpoint was trained against."""
-    return torch.load(path, map_location="cpu", weights_only=True)["contract_sha256"]

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import Settings
-from streamrec.core.warehouse import connect
+from streamrec.core.warehouse import connect, transaction
 from streamrec.models_ml.data import TrainingData
 from streamrec.models_ml.index import build_index, search
 from streamrec.models_ml.model import TwoTower
@@ -196,8 +196,7 @@ def write_offline(settings: Settings, version: str, result: OfflineResult) -> in
     with connect(settings) as con:
         con.register("offline_recommendations_new", recommendations)
         con.register("offline_holdout_new", holdout)
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             con.execute("delete from ops.offline_recommendations where version = ?", [version])
             con.execute("delete from ops.offline_holdout where version = ?", [version])
             con.execute(
@@ -208,8 +207,4 @@ def write_offline(settings: Settings, version: str, result: OfflineResult) -> in
                 "insert into ops.offline_holdout (version, user_id, item_id) "
                 "select version, user_id, item_id from offline_holdout_new"
             )
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
     return recommendations.num_rows

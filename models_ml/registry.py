@@ -27,16 +27,15 @@ import duckdb
 from streamrec.core.atomic import write_json_atomically
 from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import Settings
-from streamrec.core.warehouse import connect, fetchall, open_duckdb, table_exists, writer_lock
-from streamrec.models_ml.bundle import BundleMismatch, Manifest, verify_bundle
+from streamrec.core.warehouse import connect, fetchall, open_duckdb, table_exists, transaction, writer_lock
+from streamrec.models_ml.bundle import ACTIVE_FILE, BundleMismatch, Manifest, verify_bundle
 
-ACTIVE_NAME = "ACTIVE.json"
 _POINTER_LOCK = ".ACTIVE.lock"
 _OPS_TABLES = ("model_versions", "bundle_files", "promotions")
 
 
 @dataclass(frozen=True)
-class Promotion:
+class PromotionRecord:
     """One row of ops.promotions."""
 
     promotion_id: str
@@ -80,13 +79,13 @@ def bundle_path(settings: Settings, stored: str) -> Path:
     return path if path.is_absolute() else settings.artifacts_dir / path
 
 
-def _latest_promotion(con: duckdb.DuckDBPyConnection) -> Promotion | None:
+def _latest_promotion(con: duckdb.DuckDBPyConnection) -> PromotionRecord | None:
     rows = fetchall(
         con,
         "select promotion_id, version, previous_version, action, promoted_at, promoted_by, reason "
         "from ops.promotions order by promoted_at desc, promotion_id desc limit 1",
     )
-    return Promotion(*rows[0]) if rows else None
+    return PromotionRecord(*rows[0]) if rows else None
 
 
 def _version_row(con: duckdb.DuckDBPyConnection, version: str) -> tuple[str, str]:
@@ -144,7 +143,7 @@ def _pointer_lock(settings: Settings) -> Iterator[None]:
 
 def read_active_pointer(settings: Settings) -> dict[str, Any] | None:
     """ACTIVE.json as the API sees it (no warehouse access); None when absent."""
-    path = settings.artifacts_dir / ACTIVE_NAME
+    path = settings.artifacts_dir / ACTIVE_FILE
     if not path.is_file():
         return None
     try:
@@ -154,7 +153,7 @@ def read_active_pointer(settings: Settings) -> dict[str, Any] | None:
 
 
 def _write_pointer_unlocked(settings: Settings, state: Mapping[str, Any] | None) -> None:
-    path = settings.artifacts_dir / ACTIVE_NAME
+    path = settings.artifacts_dir / ACTIVE_FILE
     try:
         current = read_active_pointer(settings)
     except StreamRecError:
@@ -184,7 +183,7 @@ def _publish_pointer(settings: Settings, state: Mapping[str, Any] | None, what: 
             _write_pointer_unlocked(settings, state)
     except OSError as exc:
         raise StreamRecError(
-            f"{what} is recorded in {settings.warehouse_path}, but {settings.artifacts_dir / ACTIVE_NAME} could not "
+            f"{what} is recorded in {settings.warehouse_path}, but {settings.artifacts_dir / ACTIVE_FILE} could not "
             f"be written ({exc}); the next promote, rollback or `streamrec versions` rebuilds it from the warehouse"
         ) from exc
 
@@ -204,8 +203,7 @@ def register(settings: Settings, bundle_dir: Path | str) -> None:
                 f"version {manifest.version!r} is already registered with another manifest "
                 f"({existing[0][0][:16]}…, this one {manifest.sha256[:16]}…): use a new version tag"
             )
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             con.execute(
                 "insert into ops.model_versions (version, created_at, contract_sha256, manifest_sha256, bundle_path, "
                 "embedding_dim, n_items, index_kind, index_recall_at_500, metrics_json, notes) "
@@ -228,16 +226,12 @@ def register(settings: Settings, bundle_dir: Path | str) -> None:
                 "insert into ops.bundle_files (version, file_name, sha256, size_bytes) values (?, ?, ?, ?)",
                 [[manifest.version, name, sha, manifest.sizes[name]] for name, sha in sorted(manifest.files.items())],
             )
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
 
 
 def _record(
     con: duckdb.DuckDBPyConnection,
     version: str,
-    previous: Promotion | None,
+    previous: PromotionRecord | None,
     action: str,
     by: str,
     reason: str,
@@ -246,17 +240,12 @@ def _record(
     now = _utcnow()
     if previous is not None and now <= previous.promoted_at:
         now = previous.promoted_at + timedelta(microseconds=1)  # a clock step back must not reorder the log
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         con.execute(
             "insert into ops.promotions (promotion_id, version, previous_version, action, promoted_at, "
             "promoted_by, reason) values (?, ?, ?, ?, ?, ?, ?)",
             [uuid.uuid4().hex, version, previous.version if previous else None, action, now, by, reason],
         )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
 
 
 def _who(by: str | None) -> str:
@@ -343,7 +332,7 @@ def list_versions(settings: Settings) -> list[dict[str, Any]]:
     return result
 
 
-def promotion_history(settings: Settings) -> list[Promotion]:
+def promotion_history(settings: Settings) -> list[PromotionRecord]:
     """Every promotion and rollback, oldest first."""
     with connect(settings, read_only=True) as con:
         _require_ops(con, settings)
@@ -352,7 +341,7 @@ def promotion_history(settings: Settings) -> list[Promotion]:
             "select promotion_id, version, previous_version, action, promoted_at, promoted_by, reason "
             "from ops.promotions order by promoted_at, promotion_id",
         )
-    return [Promotion(*row) for row in rows]
+    return [PromotionRecord(*row) for row in rows]
 
 
 def active_version(settings: Settings) -> str | None:

@@ -13,7 +13,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from streamrec.api.schemas import CanaryCommand, CanaryStatus, ErrorBody, ReloadResult
-from streamrec.api.services.canary import CanaryConflict, CanaryState
+from streamrec.api.services.canary_state import CanaryConflict, CanaryState
 from streamrec.api.services.container import Services
 from streamrec.core.errors import StreamRecError
 

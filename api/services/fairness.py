@@ -16,10 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from streamrec.contracts.schema import load_contract
+from streamrec.contracts.groups import CREATOR_LANGUAGES, N_CREATOR_GROUPS
 
-LANGUAGES: tuple[str, ...] = load_contract()["item_creator_language_code"].codes
-N_GROUPS = len(LANGUAGES) * 2
+LANGUAGES = CREATOR_LANGUAGES
+N_GROUPS = N_CREATOR_GROUPS
 
 
 def group_of(language_index: np.ndarray, is_new: np.ndarray) -> np.ndarray:

@@ -112,7 +112,7 @@ class Metrics:
 
 
 def render_log_syncs(impressions: int, events: int) -> str:
-    """fdatasync calls of the two logs (EventLog.stats.syncs), kept by the logs themselves, in the text format."""
+    """fdatasync calls of the two logs (DurableLog.stats.syncs), kept by the logs themselves, in the text format."""
     name = "streamrec_log_fsyncs_total"
     return (
         f"# HELP {name} fdatasync calls made on the impression and event logs (STREAMREC_LOG_FSYNC).\n"

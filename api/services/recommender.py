@@ -17,9 +17,9 @@ import torch
 
 from streamrec.api.config import ApiSettings
 from streamrec.api.services.assignment import in_holdout
-from streamrec.api.services.bundle_state import ServingBundle
 from streamrec.api.services.exploration import ExplorationPolicy, explore
 from streamrec.api.services.fairness import N_GROUPS, ExposureTracker, min_exposure_rerank, reserved_slot_count
+from streamrec.api.services.serving_bundle import ServingBundle
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,8 @@ class Recommender:
         with torch.inference_mode():
             # Item columns were encoded at load time, the user's are encoded once here; only the score varies per row.
             per_row = {"two_tower_score": torch.from_numpy(retrieval)}
-            logits = bundle.ranker.score_rows(bundle.ranker_items, torch.from_numpy(rows), user_batch, per_row)
-        logits = logits.numpy().astype(np.float64)
+            scored = bundle.ranker.score_rows(bundle.ranker_items, torch.from_numpy(rows), user_batch, per_row)
+        logits = scored.numpy().astype(np.float64)
         order = np.argsort(-logits, kind="stable")
         return rows[order], logits[order]
 

@@ -18,11 +18,12 @@ from pathlib import Path
 import anyio.to_thread
 
 from streamrec.api.config import ApiSettings
-from streamrec.api.services import canary
+from streamrec.api.services import canary_state as canary
 from streamrec.api.services.assignment import routes_to_candidate
-from streamrec.api.services.bundle_state import ServingBundle, load_serving_bundle, read_active
-from streamrec.api.services.canary import CanaryConflict, CanaryState
+from streamrec.api.services.canary_state import CanaryConflict, CanaryState
+from streamrec.api.services.serving_bundle import ServingBundle, load_serving_bundle, read_active
 from streamrec.core.errors import StreamRecError
+from streamrec.models_ml.bundle import ACTIVE_FILE
 
 logger = logging.getLogger("streamrec.api")
 
@@ -94,7 +95,7 @@ class ServingState:
             pointer = read_active(self.config.home.artifacts_dir)
             if pointer is None:
                 raise StreamRecError(
-                    f"nothing promoted yet: {self.config.home.artifacts_dir / 'ACTIVE.json'} does not exist "
+                    f"nothing promoted yet: {self.config.home.artifacts_dir / ACTIVE_FILE} does not exist "
                     "(run `streamrec train` and `streamrec promote VERSION`)"
                 )
             if (

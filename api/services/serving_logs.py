@@ -1,4 +1,4 @@
-"""The API's side of the durable logs: impressions and events appended via EventLog, plus what it remembers.
+"""The API's side of the durable logs: impressions and events appended via DurableLog, plus what it remembers.
 
 At startup the existing impression segments are decoded once (msgspec, the log files, never the
 warehouse: the API imports no DuckDB) to restore two things: impressions per item (for the fairness
@@ -18,7 +18,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from streamrec.core.eventlog import EventLog, segment_paths
+from streamrec.core.eventlog import DurableLog, segment_paths
 
 EVENT_NAMESPACE = uuid.UUID("6f1d3a52-3c1e-4f0a-9a57-3b7c2f1e8d10")
 
@@ -89,8 +89,8 @@ class ServingLogs:
     def __init__(
         self, logs_dir: Path, request_map_size: int, fsync: str = "interval", fsync_interval: float = 0.05
     ) -> None:
-        self.impressions = EventLog(logs_dir, "impressions", fsync=fsync, fsync_interval=fsync_interval)
-        self.events = EventLog(logs_dir, "events", fsync=fsync, fsync_interval=fsync_interval)
+        self.impressions = DurableLog(logs_dir, "impressions", fsync=fsync, fsync_interval=fsync_interval)
+        self.events = DurableLog(logs_dir, "events", fsync=fsync, fsync_interval=fsync_interval)
         self.logs_dir = logs_dir
         self._requests: OrderedDict[str, ServedRequest] = OrderedDict()
         self._size = request_map_size

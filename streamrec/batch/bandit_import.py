@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import Settings
-from streamrec.core.warehouse import connect
+from streamrec.core.warehouse import connect, transaction
 
 OBD_COLUMNS = ("timestamp", "item_id", "position", "click", "propensity_score")
 
@@ -176,31 +176,25 @@ def write_ope_tables(settings: Settings, logged: pa.Table | None = None, targets
     Every dataset present in `logged` (and every (dataset, target_policy) in `targets`) is deleted first,
     so importing the same dataset twice replaces it instead of duplicating it.
     """
-    with connect(settings) as con:
-        con.execute("begin transaction")
-        try:
-            con.execute("create schema if not exists raw")
-            con.execute(OPE_LOGGED_DDL)
-            con.execute(OPE_TARGET_DDL)
-            if logged is not None:
-                con.register("ope_logged_new", logged.cast(OPE_LOGGED_SCHEMA))
-                con.execute(
-                    f"delete from {OPE_LOGGED_TABLE} where dataset in (select distinct dataset from ope_logged_new)"
-                )
-                con.execute(f"insert into {OPE_LOGGED_TABLE} select * from ope_logged_new")
-                con.unregister("ope_logged_new")
-            if targets is not None:
-                con.register("ope_target_new", targets.cast(OPE_TARGET_SCHEMA))
-                con.execute(
-                    f"delete from {OPE_TARGET_TABLE} as t where exists (select 1 from ope_target_new as n "
-                    "where n.dataset = t.dataset and n.target_policy = t.target_policy)"
-                )
-                con.execute(f"insert into {OPE_TARGET_TABLE} select * from ope_target_new")
-                con.unregister("ope_target_new")
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
+    with connect(settings) as con, transaction(con):
+        con.execute("create schema if not exists raw")
+        con.execute(OPE_LOGGED_DDL)
+        con.execute(OPE_TARGET_DDL)
+        if logged is not None:
+            con.register("ope_logged_new", logged.cast(OPE_LOGGED_SCHEMA))
+            con.execute(
+                f"delete from {OPE_LOGGED_TABLE} where dataset in (select distinct dataset from ope_logged_new)"
+            )
+            con.execute(f"insert into {OPE_LOGGED_TABLE} select * from ope_logged_new")
+            con.unregister("ope_logged_new")
+        if targets is not None:
+            con.register("ope_target_new", targets.cast(OPE_TARGET_SCHEMA))
+            con.execute(
+                f"delete from {OPE_TARGET_TABLE} as t where exists (select 1 from ope_target_new as n "
+                "where n.dataset = t.dataset and n.target_policy = t.target_policy)"
+            )
+            con.execute(f"insert into {OPE_TARGET_TABLE} select * from ope_target_new")
+            con.unregister("ope_target_new")
 
 
 def load_obd(settings: Settings, path: Path, dataset: str | None = None) -> str:

@@ -132,12 +132,6 @@ def _is_threshold_test(result: dict[str, Any]) -> bool:
     return result["unique_id"].startswith("test.") and ".threshold_met_" in result["unique_id"]
 
 
-def _node_name(unique_id: str) -> str:
-    """`test psi_user_...` from `test.streamrec.psi_user_....b447c9737f` (what dbt's own log calls it)."""
-    kind, _, name = unique_id.split(".")[:3]
-    return f"{kind} {name}"
-
-
 def _remove(path: Path) -> None:
     for leftover in (path, path.with_name(path.name + ".wal")):
         leftover.unlink(missing_ok=True)

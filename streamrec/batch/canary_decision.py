@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from streamrec.contracts.groups import N_CREATOR_GROUPS
+from streamrec.core.event_types import ENGAGED_EVENT_TYPES
 from streamrec.core.settings import Settings
 from streamrec.core.warehouse import connect, fetchall, table_exists
-
-ENGAGED = ("click", "play", "complete", "like")
-N_GROUPS = 18  # 9 creator languages x new/established: equity 1.0 = impressions spread evenly over all of them
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class Decision:
 
 
 def _arm_stats(settings: Settings, phase_label: str) -> dict[str, ArmStats]:
-    engaged = ", ".join(f"'{e}'" for e in ENGAGED)
+    engaged = ", ".join(f"'{e}'" for e in ENGAGED_EVENT_TYPES)
     with connect(settings, read_only=True) as con:
         if not table_exists(con, "ops", "impressions"):
             return {}
@@ -109,7 +108,7 @@ def _arm_stats(settings: Settings, phase_label: str) -> dict[str, ArmStats]:
                 )
                 select model_version, -sum(p * ln(p)) / ln(?) from shares group by all
                 """,
-                [phase_label, N_GROUPS],
+                [phase_label, N_CREATOR_GROUPS],  # equity 1.0 = impressions spread evenly over every group
             ):
                 equity[version] = float(value)
     return {

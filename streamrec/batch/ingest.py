@@ -19,7 +19,7 @@ from streamrec.core.errors import StreamRecError
 from streamrec.core.eventlog import segment_paths
 from streamrec.core.settings import Settings
 from streamrec.core.tables import Base, Event, Impression
-from streamrec.core.warehouse import connect, fetchall, scalar, table_exists
+from streamrec.core.warehouse import connect, fetchall, scalar, table_exists, transaction
 
 # Timestamps are read as TIMESTAMPTZ with the session in UTC, so "…Z", "+02:00" and naive (UTC) strings all
 # land as the right UTC wall-clock time in the TIMESTAMP columns.
@@ -91,13 +91,8 @@ def ingest_logs(settings: Settings) -> str:
                     f"{settings.warehouse_path} has no table {target.table.fullname}: run `streamrec init` first"
                 )
         con.execute("set TimeZone = 'UTC'")
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             results = [_ingest_stream(con, target, paths) for target, paths in plans]
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
     return "ingested " + "; ".join(
         f"{r.stream}: {r.new} new, {r.duplicates} duplicates skipped, {r.torn} torn lines skipped "
         f"({r.segments} segments)"

@@ -20,7 +20,7 @@ import pyarrow as pa
 from streamrec.core.errors import StreamRecError
 from streamrec.core.raw_schema import RAW_TABLES, create_table_sql
 from streamrec.core.settings import Settings
-from streamrec.core.warehouse import connect, scalar
+from streamrec.core.warehouse import connect, scalar, transaction
 
 # RecBole's atomic-file field types this project reads (token_seq is space separated).
 ATOMIC_TYPES = ("token", "float", "token_seq")
@@ -155,19 +155,13 @@ def replace_raw(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
     The caller inserts the new data (see `insert_arrow`); leaving the block commits, and any
     exception rolls everything back, old raw data included, so a failed load changes nothing.
     """
-    with connect(settings) as con:
-        con.execute("begin transaction")
-        try:
-            con.execute("create schema if not exists raw")
-            for table in RAW_TABLES:
-                con.execute(f"drop table if exists raw.{table}")
-                con.execute(create_table_sql(table))
-            yield con
-            check_raw_keys(con)
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
+    with connect(settings) as con, transaction(con):
+        con.execute("create schema if not exists raw")
+        for table in RAW_TABLES:
+            con.execute(f"drop table if exists raw.{table}")
+            con.execute(create_table_sql(table))
+        yield con
+        check_raw_keys(con)
 
 
 def insert_arrow(con: duckdb.DuckDBPyConnection, target: str, data: pa.Table) -> None:

@@ -16,7 +16,7 @@ import pyarrow as pa
 from streamrec.contracts import load_contract
 from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import Settings
-from streamrec.core.warehouse import connect, scalar, table_exists
+from streamrec.core.warehouse import connect, scalar, table_exists, transaction
 
 N_BINS = 10
 TABLE = "reference.feature_distributions"
@@ -112,18 +112,13 @@ def capture(settings: Settings, tag: str) -> str:
                     ):
                         rows[key].append(value)
         table = pa.table(rows)
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             con.execute("create schema if not exists reference")
             con.execute(CREATE_TABLE)
             con.execute(f"delete from {TABLE} where tag = ?", [tag])
             con.register("new_reference_bins", table)
             con.execute(f"insert into {TABLE} select * from new_reference_bins")
             con.unregister("new_reference_bins")
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
     captured = len(set(rows["feature_name"]))
     note = f"; no values for {', '.join(skipped)}" if skipped else ""
     return f"reference {tag!r}: {captured} features, {len(rows['tag'])} bins from {' and '.join(snapshots)}{note}"

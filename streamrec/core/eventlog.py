@@ -4,9 +4,9 @@ The API must not open the warehouse read-write (docs/adr/0001-warehouse-concurre
 impression has to be on disk before its response is sent. So the API appends records here and
 `streamrec ingest` later loads the segments into ops.impressions / ops.events.
 
-Usage from the API (one EventLog per stream and process, created in the app's lifespan):
+Usage from the API (one DurableLog per stream and process, created in the app's lifespan):
 
-    log = EventLog(settings.logs_dir, "impressions", fsync="interval")
+    log = DurableLog(settings.logs_dir, "impressions", fsync="interval")
     await log.append_async([ImpressionRecord(...), ...])   # returns once the batch is in the file
     log.close()
 
@@ -84,7 +84,7 @@ class EventRecord(msgspec.Struct, frozen=True):
 
 @dataclass
 class LogStats:
-    """Counters of one EventLog (for the API's metrics): a group is one write and one fsync."""
+    """Counters of one DurableLog (for the API's metrics): a group is one write and one fsync."""
 
     batches: int = 0
     records: int = 0
@@ -113,7 +113,7 @@ def encode_lines(records: Iterable[Any]) -> bytes:
     return encoder.encode_lines(records)
 
 
-class EventLog:
+class DurableLog:
     """An append-only, fsync'd JSON-lines log of one stream ("impressions" or "events") in `directory/stream/`."""
 
     def __init__(
@@ -257,7 +257,7 @@ class EventLog:
                 self._dirty = False
             self._close_segment()
 
-    def __enter__(self) -> EventLog:
+    def __enter__(self) -> DurableLog:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -60,8 +60,6 @@ PRIMARY_KEYS: Mapping[str, str] = {
     "interactions": "interaction_id",
 }
 
-EVENT_TYPES = ("play", "complete", "like", "skip")
-
 
 def create_table_sql(table: str, schema: str = "raw") -> str:
     """`CREATE TABLE` for one raw table with its primary key."""

@@ -99,3 +99,15 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
             [schema, table],
         )
     )
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One transaction: committed when the block ends, rolled back on any exception (KeyboardInterrupt too)."""
+    con.execute("begin transaction")
+    try:
+        yield con
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")

@@ -29,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from streamrec.batch.raw_load import insert_arrow, replace_raw
 from streamrec.contracts import load_contract
 from streamrec.core.errors import StreamRecError
+from streamrec.core.event_types import INTERACTION_EVENT_TYPES
 from streamrec.core.settings import Settings
 from streamrec.lab.truth import DEFAULT_PARAMS, TRUTH_TABLES_SQL, GroundTruth
 
@@ -74,7 +75,7 @@ COUNTRIES = {  # ISO 3166-1 alpha-2 (upper case) by user language
 AGE_BAND_WEIGHTS = {"<18": 0.06, "18-24": 0.2, "25-34": 0.28, "35-44": 0.2, "45-54": 0.12, "55+": 0.1, "unknown": 0.04}
 GENDER_WEIGHTS = {"f": 0.48, "m": 0.47, "x": 0.02, "unknown": 0.03}
 DEVICES = ("tv", "mobile", "web", "tablet")
-EVENT_CODES = ("play", "complete", "like", "skip")
+EVENT_CODES = INTERACTION_EVENT_TYPES  # the generator's event kinds index into this tuple
 # Sessions start more often in the evening (weight per UTC hour).
 HOUR_WEIGHTS = np.array([2, 1, 1, 1, 1, 1, 2, 3, 3, 3, 3, 4, 5, 4, 4, 4, 5, 6, 8, 10, 10, 9, 6, 4], dtype=float)
 _ADJECTIVES = "Quiet Silent Golden Hidden Last Broken Wild Electric Midnight Crimson Lost Endless Northern Paper"

@@ -49,7 +49,7 @@ import pyarrow as pa
 
 from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import Settings
-from streamrec.core.warehouse import connect, fetchall
+from streamrec.core.warehouse import connect, fetchall, transaction
 from streamrec.lab.truth import GroundTruth, load_truth
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -204,7 +204,7 @@ class _Counterfactuals:
 
     def _bundle(self, version: str):
         if version not in self._bundles:
-            from streamrec.api.services.bundle_state import load_serving_bundle, read_active
+            from streamrec.api.services.serving_bundle import load_serving_bundle, read_active
 
             pointer = read_active(self.settings.artifacts_dir)
             if pointer is not None and pointer.version == version:
@@ -502,7 +502,7 @@ def true_effects(outcomes: list[dict]) -> tuple[float | None, float | None]:
 
 def _write_organic(settings: Settings, run_id: str, results: list[_RequestResult]) -> int:
     """Organic plays into the durable event log (own segment); `streamrec ingest` loads them with the API's."""
-    from streamrec.core.eventlog import EventLog, EventRecord
+    from streamrec.core.eventlog import DurableLog, EventRecord
 
     received = datetime.now(UTC).replace(tzinfo=None)
     records = [
@@ -520,7 +520,7 @@ def _write_organic(settings: Settings, run_id: str, results: list[_RequestResult
         for n, (item, kind, seconds, ts) in enumerate(result.organic)
     ]
     if records:
-        with EventLog(settings.logs_dir, "events") as log:
+        with DurableLog(settings.logs_dir, "events") as log:
             log.append(records)
     return len(records)
 
@@ -542,22 +542,16 @@ def _write_truth(settings: Settings, run: dict, outcomes: list[dict], results: l
         "events_posted": [len(r.events) for r in results],
     }
     users = {"run_id": [run["run_id"]] * len(outcomes)} | {name: [o[name] for o in outcomes] for name in outcomes[0]}
-    with connect(settings) as con:
-        con.execute("begin")
-        try:
-            con.execute("create schema if not exists truth")
-            for sql in TRUTH_SQL.values():
-                con.execute(sql)
-            con.register("run_rows", pa.Table.from_pylist([run]))
-            con.execute("insert into truth.simulation_runs by name select * from run_rows")
-            con.register("user_rows", pa.table(users))
-            con.execute("insert into truth.simulation_outcomes by name select * from user_rows")
-            con.register("request_rows", pa.table(requests))
-            con.execute("insert into truth.simulation_requests by name select * from request_rows")
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
+    with connect(settings) as con, transaction(con):
+        con.execute("create schema if not exists truth")
+        for sql in TRUTH_SQL.values():
+            con.execute(sql)
+        con.register("run_rows", pa.Table.from_pylist([run]))
+        con.execute("insert into truth.simulation_runs by name select * from run_rows")
+        con.register("user_rows", pa.table(users))
+        con.execute("insert into truth.simulation_outcomes by name select * from user_rows")
+        con.register("request_rows", pa.table(requests))
+        con.execute("insert into truth.simulation_requests by name select * from request_rows")
 
 
 def simulate(

@@ -146,11 +146,11 @@ def write_synthetic_bundle(
 def write_active_pointer(artifacts_dir: Path, version: str) -> None:
     """Write ACTIVE.json for `version` as `streamrec promote` does (tests and bench skip the registry)."""
     from streamrec.core.atomic import write_json_atomically
-    from streamrec.models_ml.bundle import read_manifest
+    from streamrec.models_ml.bundle import ACTIVE_FILE, read_manifest
 
     manifest = read_manifest(artifacts_dir / version)
     write_json_atomically(
-        artifacts_dir / "ACTIVE.json",
+        artifacts_dir / ACTIVE_FILE,
         {
             "version": version,
             "manifest_sha256": manifest.sha256,

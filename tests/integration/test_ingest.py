@@ -15,7 +15,7 @@ import pytest
 from streamrec.batch.ingest import ingest_logs
 from streamrec.batch.migrate import init_db
 from streamrec.core.errors import StreamRecError
-from streamrec.core.eventlog import EventLog, EventRecord, ImpressionRecord, read_segment, segment_paths
+from streamrec.core.eventlog import DurableLog, EventRecord, ImpressionRecord, read_segment, segment_paths
 from streamrec.core.settings import Settings
 from streamrec.core.warehouse import fetchall, scalar
 
@@ -71,11 +71,11 @@ def migrated(settings: Settings) -> Settings:
 
 
 def test_ingest_twice_loads_once(migrated: Settings) -> None:
-    with EventLog(migrated.logs_dir, "impressions") as log:
+    with DurableLog(migrated.logs_dir, "impressions") as log:
         for r in range(5):
             log.append(impressions(f"r{r}", 4))
         log.append(impressions("r0", 4))  # a retried batch: same keys again
-    with EventLog(migrated.logs_dir, "events") as log:
+    with DurableLog(migrated.logs_dir, "events") as log:
         log.append([event("e1"), event("e2")])
 
     first = ingest_logs(migrated)
@@ -98,7 +98,7 @@ def test_ingest_twice_loads_once(migrated: Settings) -> None:
 
 def test_timestamps_with_offsets_are_stored_as_utc(migrated: Settings) -> None:
     plus_two = timezone(timedelta(hours=2))
-    with EventLog(migrated.logs_dir, "events") as log:
+    with DurableLog(migrated.logs_dir, "events") as log:
         log.append([{**_event_dict("aware"), "event_ts": datetime(2026, 11, 25, 14, 0, tzinfo=plus_two)}])
         log.append([{**_event_dict("naive"), "event_ts": datetime(2026, 11, 25, 12, 0)}])
     ingest_logs(migrated)
@@ -122,8 +122,8 @@ WRITER = """
 import sys
 from datetime import datetime, UTC
 from pathlib import Path
-from streamrec.core.eventlog import EventLog, ImpressionRecord
-log = EventLog(Path(sys.argv[1]), "impressions")
+from streamrec.core.eventlog import DurableLog, ImpressionRecord
+log = DurableLog(Path(sys.argv[1]), "impressions")
 for r in range(1_000_000):
     log.append([ImpressionRecord(request_id=f"k{r}", position=p, served_at=datetime.now(UTC), user_id=1,
                                  item_id=p, policy="model", model_version="v1") for p in range(10)])
@@ -152,7 +152,7 @@ def test_ingest_after_kill_9_and_a_torn_tail_is_consistent(migrated: Settings) -
     assert stored == complete
 
     # A restarted API appends to a new segment; the next ingest adds only the new rows.
-    with EventLog(migrated.logs_dir, "impressions") as log:
+    with DurableLog(migrated.logs_dir, "impressions") as log:
         log.append(impressions("after-restart", 3))
     summary = ingest_logs(migrated)
     assert f"impressions: 3 new, {len(complete)} duplicates skipped, 1 torn lines skipped (2 segments)" in summary
@@ -160,10 +160,10 @@ def test_ingest_after_kill_9_and_a_torn_tail_is_consistent(migrated: Settings) -
 
 
 def test_invalid_record_stops_ingest_naming_the_segment_and_keeps_the_tables(migrated: Settings) -> None:
-    with EventLog(migrated.logs_dir, "events") as log:
+    with DurableLog(migrated.logs_dir, "events") as log:
         log.append([event("good")])
     ingest_logs(migrated)
-    with EventLog(migrated.logs_dir, "events") as log:
+    with DurableLog(migrated.logs_dir, "events") as log:
         log.append([event("good2"), {**_event_dict("bad"), "user_id": "not a number"}])
         segment = log.segment_path
     assert segment is not None
@@ -174,7 +174,7 @@ def test_invalid_record_stops_ingest_naming_the_segment_and_keeps_the_tables(mig
 
 def test_no_logs_and_no_tables(settings: Settings) -> None:
     assert "nothing to ingest" in ingest_logs(settings)
-    with EventLog(settings.logs_dir, "events") as log:
+    with DurableLog(settings.logs_dir, "events") as log:
         log.append([event("e1")])
     with pytest.raises(StreamRecError, match=r"no warehouse at .*: run `streamrec init`"):
         ingest_logs(settings)

@@ -16,9 +16,8 @@ from streamrec.batch.migrate import init_db
 from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import Settings
 from streamrec.core.warehouse import connect, scalar
-from streamrec.models_ml.bundle import MANIFEST_NAME, BundleMismatch, read_manifest, write_manifest
+from streamrec.models_ml.bundle import ACTIVE_FILE, MANIFEST_NAME, BundleMismatch, read_manifest, write_manifest
 from streamrec.models_ml.registry import (
-    ACTIVE_NAME,
     active_version,
     list_versions,
     promote,
@@ -66,7 +65,7 @@ def test_register_records_versions_and_files(home: Settings) -> None:
     assert [v["version"] for v in versions] == ["v1", "v2"]
     assert not any(v["serving"] for v in versions)
     assert active_version(home) is None
-    assert not (home.artifacts_dir / ACTIVE_NAME).exists()
+    assert not (home.artifacts_dir / ACTIVE_FILE).exists()
 
 
 def test_register_is_idempotent_but_refuses_a_different_bundle_under_a_used_tag(home: Settings) -> None:
@@ -141,13 +140,13 @@ def test_unknown_version_is_named_with_the_known_ones(home: Settings) -> None:
 
 def test_promoting_a_tampered_bundle_is_refused_and_nothing_changes(home: Settings) -> None:
     promote(home, "v1", by="alice", reason="baseline")
-    pointer_before = (home.artifacts_dir / ACTIVE_NAME).read_bytes()
+    pointer_before = (home.artifacts_dir / ACTIVE_FILE).read_bytes()
     shutil.copy(home.artifacts_dir / "v1" / "item_index.faiss", home.artifacts_dir / "v2" / "item_index.faiss")
     with pytest.raises(BundleMismatch, match=r"refusing to serve v2: .*item_index\.faiss"):
         promote(home, "v2", by="alice", reason="should fail")
     assert active_version(home) == "v1"
     assert len(promotion_history(home)) == 1
-    assert (home.artifacts_dir / ACTIVE_NAME).read_bytes() == pointer_before
+    assert (home.artifacts_dir / ACTIVE_FILE).read_bytes() == pointer_before
 
 
 def test_a_self_consistent_but_rewritten_manifest_is_refused(home: Settings) -> None:
@@ -192,7 +191,7 @@ def test_failed_pointer_write_after_commit_is_reconciled(home: Settings, monkeyp
 def test_versions_rebuilds_a_missing_or_wrong_pointer(home: Settings, damage: str) -> None:
     promote(home, "v1", by="alice", reason="one")
     promote(home, "v2", by="alice", reason="two")
-    path = home.artifacts_dir / ACTIVE_NAME
+    path = home.artifacts_dir / ACTIVE_FILE
     if damage == "delete":
         path.unlink()
     elif damage == "corrupt":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamrec.api.services import canary
+from streamrec.api.services import canary_state as canary
 from streamrec.api.services.assignment import in_holdout, routes_to_candidate, unit_hash
 from streamrec.api.services.exploration import (
     ExplorationPolicy,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from streamrec.api.config import ApiSettings
-from streamrec.api.services.bundle_state import ServingBundle, load_serving_bundle
 from streamrec.api.services.fairness import N_GROUPS, ExposureTracker, reserved_slot_count
 from streamrec.api.services.recommender import Recommender
+from streamrec.api.services.serving_bundle import ServingBundle, load_serving_bundle
 from streamrec.lab.synthetic_bundle import write_synthetic_bundle
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from streamrec.core.errors import StreamRecError
 from streamrec.core.eventlog import (
-    EventLog,
+    DurableLog,
     EventRecord,
     ImpressionRecord,
     read_segment,
@@ -42,7 +42,7 @@ def impressions(request: str, count: int) -> list[ImpressionRecord]:
 
 def test_append_reads_back_every_record_in_order(tmp_path: Path) -> None:
     batch_a, batch_b = impressions("a", 3), impressions("b", 2)
-    with EventLog(tmp_path, "impressions") as log:
+    with DurableLog(tmp_path, "impressions") as log:
         log.append(batch_a)
         log.append(batch_b)
         log.append([])  # an empty batch is a no-op
@@ -56,13 +56,13 @@ def test_append_reads_back_every_record_in_order(tmp_path: Path) -> None:
 
 def test_dicts_are_accepted_and_decoded_as_dicts(tmp_path: Path) -> None:
     record = {"event_id": "e1", "user_id": 1, "item_id": 2, "event_type": "play", "watch_seconds": 12.5}
-    with EventLog(tmp_path, "events") as log:
+    with DurableLog(tmp_path, "events") as log:
         log.append([record])
     assert list(read_stream(tmp_path, "events")) == [record]
 
 
 def test_torn_last_line_is_skipped_and_counted(tmp_path: Path) -> None:
-    with EventLog(tmp_path, "impressions") as log:
+    with DurableLog(tmp_path, "impressions") as log:
         log.append(impressions("a", 4))
         segment = log.segment_path
     assert segment is not None
@@ -83,7 +83,7 @@ def test_corrupt_line_before_the_last_is_an_error_naming_file_and_line(tmp_path:
 
 def test_segments_rotate_by_size_and_keep_every_record(tmp_path: Path) -> None:
     batches = [impressions(f"r{i}", 5) for i in range(20)]
-    with EventLog(tmp_path, "impressions", max_segment_bytes=4096) as log:
+    with DurableLog(tmp_path, "impressions", max_segment_bytes=4096) as log:
         for batch in batches:
             log.append(batch)
         assert log.stats.segments > 1
@@ -96,7 +96,7 @@ def test_segments_rotate_by_size_and_keep_every_record(tmp_path: Path) -> None:
 
 def test_concurrent_appends_from_threads_lose_nothing(tmp_path: Path) -> None:
     threads, batches_per_thread, batch_size = 8, 50, 4
-    log = EventLog(tmp_path, "events")
+    log = DurableLog(tmp_path, "events")
     errors: list[BaseException] = []
 
     def worker(thread: int) -> None:
@@ -131,17 +131,17 @@ def test_concurrent_appends_from_threads_lose_nothing(tmp_path: Path) -> None:
 
 
 def test_append_async_from_many_tasks(tmp_path: Path) -> None:
-    async def main(log: EventLog) -> None:
+    async def main(log: DurableLog) -> None:
         await asyncio.gather(*(log.append_async(impressions(f"r{i}", 3)) for i in range(40)))
 
-    with EventLog(tmp_path, "impressions") as log:
+    with DurableLog(tmp_path, "impressions") as log:
         asyncio.run(main(log))
     keys = {(r.request_id, r.position) for r in read_stream(tmp_path, "impressions", ImpressionRecord)}
     assert len(keys) == 40 * 3
 
 
 def test_unencodable_batch_fails_whole_and_writes_nothing(tmp_path: Path) -> None:
-    with EventLog(tmp_path, "events") as log:
+    with DurableLog(tmp_path, "events") as log:
         with pytest.raises(TypeError):
             log.append([{"event_id": "ok"}, {"event_id": object()}])
         log.append([{"event_id": "after"}])
@@ -150,15 +150,15 @@ def test_unencodable_batch_fails_whole_and_writes_nothing(tmp_path: Path) -> Non
 
 def test_unknown_stream_and_closed_log_are_refused(tmp_path: Path) -> None:
     with pytest.raises(StreamRecError, match="unknown log stream 'clicks'"):
-        EventLog(tmp_path, "clicks")
-    log = EventLog(tmp_path, "events")
+        DurableLog(tmp_path, "clicks")
+    log = DurableLog(tmp_path, "events")
     log.close()
     with pytest.raises(StreamRecError, match="closed"):
         log.append([{"event_id": "late"}])
 
 
 def test_records_are_plain_json_lines(tmp_path: Path) -> None:
-    with EventLog(tmp_path, "impressions") as log:
+    with DurableLog(tmp_path, "impressions") as log:
         log.append(impressions("a", 2))
         segment = log.segment_path
     assert segment is not None
@@ -169,7 +169,7 @@ def test_records_are_plain_json_lines(tmp_path: Path) -> None:
 
 
 def test_interval_mode_writes_before_returning_and_syncs_in_the_background(tmp_path: Path) -> None:
-    with EventLog(tmp_path, "impressions", fsync="interval", fsync_interval=0.01) as log:
+    with DurableLog(tmp_path, "impressions", fsync="interval", fsync_interval=0.01) as log:
         log.append(impressions("a", 3))
         segment = log.segment_path
         assert segment is not None
@@ -186,10 +186,10 @@ def test_interval_mode_writes_before_returning_and_syncs_in_the_background(tmp_p
 
 
 def test_interval_mode_async_appends_complete_without_the_writer_thread(tmp_path: Path) -> None:
-    async def main(log: EventLog) -> None:
+    async def main(log: DurableLog) -> None:
         await asyncio.gather(*(log.append_async(impressions(f"r{i}", 2)) for i in range(20)))
 
-    with EventLog(tmp_path, "impressions", fsync="interval") as log:
+    with DurableLog(tmp_path, "impressions", fsync="interval") as log:
         asyncio.run(main(log))
         assert log.stats.batches == 20 and log.stats.records == 40
     assert len(list(read_stream(tmp_path, "impressions", ImpressionRecord))) == 40
@@ -197,7 +197,7 @@ def test_interval_mode_async_appends_complete_without_the_writer_thread(tmp_path
 
 def test_interval_mode_rotates_segments_without_losing_a_batch(tmp_path: Path) -> None:
     batches = [impressions(f"r{i}", 4) for i in range(30)]
-    with EventLog(tmp_path, "impressions", fsync="interval", fsync_interval=0.001, max_segment_bytes=4096) as log:
+    with DurableLog(tmp_path, "impressions", fsync="interval", fsync_interval=0.001, max_segment_bytes=4096) as log:
         for batch in batches:
             log.append(batch)
     assert len(segment_paths(tmp_path, "impressions")) > 1
@@ -211,7 +211,7 @@ def test_a_failed_background_sync_refuses_later_appends(tmp_path: Path, monkeypa
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(eventlog, "_sync_data", broken)
-    log = EventLog(tmp_path, "events", fsync="interval", fsync_interval=0.005)
+    log = DurableLog(tmp_path, "events", fsync="interval", fsync_interval=0.005)
     log.append([{"event_id": "first"}])
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -228,6 +228,6 @@ def test_a_failed_background_sync_refuses_later_appends(tmp_path: Path, monkeypa
 
 def test_unknown_fsync_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StreamRecError, match="unknown fsync mode 'sometimes'"):
-        EventLog(tmp_path, "events", fsync="sometimes")
+        DurableLog(tmp_path, "events", fsync="sometimes")
     with pytest.raises(StreamRecError, match="fsync interval must be positive"):
-        EventLog(tmp_path, "events", fsync="interval", fsync_interval=0)
+        DurableLog(tmp_path, "events", fsync="interval", fsync_interval=0)

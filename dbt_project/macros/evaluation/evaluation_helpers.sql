@@ -4,6 +4,12 @@
 {%- endmacro %}
 
 
+{# Every interaction type in raw.interactions (streamrec.core.event_types.INTERACTION_EVENT_TYPES). #}
+{% macro interaction_event_types() -%}
+    ('play', 'complete', 'like', 'skip')
+{%- endmacro %}
+
+
 {# Event types that count as positive engagement with a served item (the training label's positives). #}
 {% macro positive_event_types() -%}
     ('play', 'complete', 'like')

@@ -33,10 +33,10 @@ labelled as (
         event_ts,
         cast({{ dbt.date_trunc('day', 'event_ts') }} as {{ dbt.type_timestamp() }}) as as_of,
         event_type,
-        cast(case when event_type = 'skip' then 0 else 1 end as integer) as label,
+        cast(case when event_type in {{ streamrec.positive_event_types() }} then 1 else 0 end as integer) as label,
         watch_seconds
     from interactions
-    where event_type in ('play', 'complete', 'like', 'skip')
+    where event_type in {{ streamrec.interaction_event_types() }}
 
 ),
 

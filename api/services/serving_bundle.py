@@ -1,7 +1,7 @@
 """A bundle ready to serve: models, index and the online feature snapshot as aligned tensors, built once.
 
 Everything a request needs is precomputed here, at load time: the user and item feature columns
-encoded the way the models read them (`models_ml.data.to_tensors`, by name), users sorted for a
+encoded the way the models read them (`models_ml.tensors.to_tensors`, by name), users sorted for a
 binary-search lookup, item rows aligned with the FAISS index, creator groups and popularity
 orders. A `ServingBundle` is never mutated after it is built, so a request that holds a
 reference to one is served wholly by that version, whatever reloads happen meanwhile.
@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 import pyarrow as pa
 import torch
@@ -23,8 +24,10 @@ import torch
 from streamrec.api.services.fairness import N_GROUPS, group_of
 from streamrec.contracts.schema import ContractViolation, FeatureContract, load_contract
 from streamrec.core.errors import StreamRecError
+from streamrec.models_ml.bundle import ACTIVE_FILE
+from streamrec.models_ml.model import TwoTower
+from streamrec.models_ml.ranker import PrecomputedItems, Ranker
 
-ACTIVE_FILE = "ACTIVE.json"
 # Per creator group, its most popular items (with their embeddings) that the fairness re-rank may reach
 # when retrieval returned none of an under-exposed group's items.
 GROUP_SHORTLIST_SIZE = 1000
@@ -38,9 +41,9 @@ class ServingBundle:
     manifest_sha256: str
     contract_sha256: str
     index_kind: str
-    two_tower: Any  # models_ml.model.TwoTower, eval mode
-    ranker: Any  # models_ml.ranker.Ranker, eval mode
-    index: Any  # faiss.Index; row i is item_ids[i]
+    two_tower: TwoTower  # eval mode
+    ranker: Ranker  # eval mode
+    index: faiss.Index  # row i is item_ids[i]
     item_ids: np.ndarray  # (n_items,) int64, index row order
     item_creator_ids: np.ndarray  # (n_items,) int64
     item_groups: np.ndarray  # (n_items,) int16 creator group (fairness)
@@ -51,7 +54,7 @@ class ServingBundle:
     popular_rows: np.ndarray  # item rows by popularity, best first
     popular_rows_by_language: Mapping[str, np.ndarray]  # creator language -> rows, best first
     group_sizes: np.ndarray  # (N_GROUPS,) items per creator group
-    ranker_items: Any  # models_ml.ranker.PrecomputedItems: the ranker's item-feature columns, index row order
+    ranker_items: PrecomputedItems  # the ranker's item-feature columns, index row order
     group_shortlists: Mapping[int, tuple[np.ndarray, np.ndarray]]  # group -> (item rows, (m, 128) embeddings)
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     promoted_at: str | None = None
