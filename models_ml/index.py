@@ -131,6 +131,66 @@ def _build_ivf(vectors: np.ndarray, nlist: int, seed: int) -> faiss.IndexIVFFlat
     return ivf
 
 
+@dataclass
+class _Candidate:
+    """An approximate index before tuning, with the knob that trades recall for speed."""
+
+    index: faiss.Index
+    set_breadth: Callable[[int], None]  # nprobe (IVF) or efSearch (HNSW)
+    steps: list[int]  # breadths to try, smallest first
+    breadth_name: str
+    fixed: dict[str, Any]  # build parameters recorded in the bundle
+
+
+def _ivf_candidate(vectors: np.ndarray, lists: int, seed: int) -> _Candidate:
+    ivf = _build_ivf(vectors, lists, seed)
+
+    def set_nprobe(value: int) -> None:
+        ivf.nprobe = value
+
+    steps = [s for s in NPROBE_STEPS if s < lists] + [lists]
+    fixed = {"nlist": lists, "train_rows": min(len(vectors), IVF_TRAIN_MAX)}
+    return _Candidate(ivf, set_nprobe, steps, "nprobe", fixed)
+
+
+def _hnsw_candidate(vectors: np.ndarray, m: int, ef_construction: int) -> _Candidate:
+    hnsw = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = ef_construction
+    hnsw.add(vectors)
+
+    def set_ef(value: int) -> None:
+        hnsw.hnsw.efSearch = value
+
+    return _Candidate(hnsw, set_ef, list(EF_SEARCH_STEPS), "efSearch", {"M": m, "efConstruction": ef_construction})
+
+
+def _choose(
+    qualified: list[tuple[str, faiss.Index, float]],
+    flat: faiss.Index,
+    held: np.ndarray,
+    k: int,
+    prefer_faster: bool,
+    params: dict[str, Any],
+) -> tuple[str, faiss.Index, float, float | None]:
+    """The index that ships: the fastest qualifying one (exact included), or the first to qualify."""
+    latency = None
+    if not prefer_faster:
+        chosen = qualified[0] if qualified else (FLAT, flat, 1.0)
+    else:
+        timed = [*qualified, (FLAT, flat, 1.0)]
+        latencies = {kind: _latency_ms(index, held, k) for kind, index, _ in timed}
+        for kind, ms in latencies.items():
+            (params["candidates"].setdefault(kind, {}))["query_ms"] = {key: round(v, 3) for key, v in ms.items()}
+        chosen = min(timed, key=lambda c: latencies[c[0]]["p50"])
+        latency = latencies[chosen[0]]["p50"]
+    params["chosen_because"] = (
+        "lowest single-query p50 latency among indexes reaching the target recall"
+        if prefer_faster
+        else ("first candidate reaching the target recall" if qualified else "no candidate reached the target recall")
+    )
+    return chosen[0], chosen[1], chosen[2], latency
+
+
 def build_index(
     embeddings: np.ndarray,
     exact_max_items: int = 50_000,
@@ -177,69 +237,42 @@ def build_index(
         "candidates": {},
     }
     qualified: list[tuple[str, faiss.Index, float]] = []  # (kind, index, held-out recall)
-    index: faiss.Index
-    setter: Callable[[int], None]
     for kind in candidates:
         began = time.perf_counter()
+        if kind == HNSW and n > hnsw_max_items:
+            params["candidates"][kind] = {"skipped": f"{n} items > hnsw_max_items {hnsw_max_items} (build too slow)"}
+            continue
         if kind == IVF:
-            lists = nlist or default_nlist(n)
-            index = ivf = _build_ivf(vectors, lists, seed)
-            steps = [s for s in NPROBE_STEPS if s < lists] + [lists]
-
-            def set_nprobe(value: int, ivf: faiss.IndexIVFFlat = ivf) -> None:
-                ivf.nprobe = value
-
-            setter, breadth_name, fixed = set_nprobe, "nprobe", {"nlist": lists, "train_rows": min(n, IVF_TRAIN_MAX)}
+            candidate = _ivf_candidate(vectors, nlist or default_nlist(n), seed)
         elif kind == HNSW:
-            if n > hnsw_max_items:
-                params["candidates"][kind] = {
-                    "skipped": f"{n} items > hnsw_max_items {hnsw_max_items} (build too slow)"
-                }
-                continue
-            index = hnsw = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            hnsw.hnsw.efConstruction = ef_construction
-            hnsw.add(vectors)
-            steps = list(EF_SEARCH_STEPS)
-
-            def set_ef(value: int, hnsw: faiss.IndexHNSWFlat = hnsw) -> None:
-                hnsw.hnsw.efSearch = value
-
-            setter, breadth_name, fixed = set_ef, "efSearch", {"M": hnsw_m, "efConstruction": ef_construction}
+            candidate = _hnsw_candidate(vectors, hnsw_m, ef_construction)
         else:
             raise ValueError(f"unknown index candidate {kind!r}; expected {IVF!r} or {HNSW!r}")
         build_seconds = time.perf_counter() - began
+        index = candidate.index
         breadth, tried, held_recall = _tune(
-            setter, steps, lambda q, index=index: index.search(q, k)[1], tune, held, exact, target_recall
+            candidate.set_breadth,
+            candidate.steps,
+            lambda q, index=index: index.search(q, k)[1],
+            tune,
+            held,
+            exact,
+            target_recall,
         )
         record: dict[str, Any] = {
-            **fixed,
+            **candidate.fixed,
             "build_seconds": round(build_seconds, 2),
-            f"recall_by_{breadth_name}": tried,
+            f"recall_by_{candidate.breadth_name}": tried,
         }
         if breadth is None:
             record["rejected"] = f"best tuning recall@{k} {max(tried.values()):.3f} < {target_recall}"
         else:
-            setter(breadth)
-            record |= {breadth_name: breadth, "held_out_recall": round(held_recall, 4)}
+            candidate.set_breadth(breadth)
+            record |= {candidate.breadth_name: breadth, "held_out_recall": round(held_recall, 4)}
             qualified.append((kind, index, held_recall))
         params["candidates"][kind] = record
 
-    if not prefer_faster:
-        chosen = qualified[0] if qualified else (FLAT, flat, 1.0)
-        latency = None
-    else:
-        timed = [*qualified, (FLAT, flat, 1.0)]
-        latencies = {kind: _latency_ms(index, held, k) for kind, index, _ in timed}
-        for kind, ms in latencies.items():
-            (params["candidates"].setdefault(kind, {}))["query_ms"] = {key: round(v, 3) for key, v in ms.items()}
-        chosen = min(timed, key=lambda c: latencies[c[0]]["p50"])
-        latency = latencies[chosen[0]]["p50"]
-    kind, index, recall = chosen
-    params["chosen_because"] = (
-        "lowest single-query p50 latency among indexes reaching the target recall"
-        if prefer_faster
-        else ("first candidate reaching the target recall" if qualified else "no candidate reached the target recall")
-    )
+    kind, index, recall, latency = _choose(qualified, flat, held, k, prefer_faster, params)
     if not qualified:
         params["fallback"] = "no approximate index reached the target recall; exact scan"
     params |= {

@@ -148,38 +148,97 @@ def generate(
 # ---- entities ---------------------------------------------------------------------------------------
 
 
-def _make_entities(n_users: int, n_items: int, days: int, seed: int) -> _Entities:
-    rng = np.random.default_rng([seed, 0])
+@dataclass
+class _World:
+    """What every part of the synthetic world is drawn against: the time window, the code lists, the RNG."""
+
+    rng: np.random.Generator
+    start: float
+    end: float
+    spoken: list[str]  # the languages the generator draws (a subset of the contract's)
+    languages: tuple[str, ...]  # the contract's language codes
+    genres: list[str]
+    n_factors: int
+    scale: float  # so <x_u, y_i> has unit variance
+
+
+@dataclass
+class _Creators:
+    language: np.ndarray  # index into _World.spoken
+    created: np.ndarray  # seconds since epoch
+    genre: np.ndarray
+    weight: np.ndarray  # share of the catalogue beyond one item each
+
+
+@dataclass
+class _Items:
+    creator: np.ndarray  # creator row of each item
+    published: np.ndarray
+    genre: np.ndarray
+    length: np.ndarray
+    titles: np.ndarray
+    popularity_logit: np.ndarray
+    factors: np.ndarray
+
+
+@dataclass
+class _Users:
+    signup: np.ndarray
+    language: np.ndarray  # index into _World.spoken
+    country: np.ndarray
+    age_band: np.ndarray
+    gender: np.ndarray
+    factors: np.ndarray
+    weight: np.ndarray  # activity x share of the history after signup
+    device: np.ndarray
+
+
+def _make_world(days: int, seed: int) -> _World:
     contract = load_contract()
-    languages = contract["user_language_code"].codes
-    genres = [g for g in contract["item_genre_code"].codes if g != "unknown"]
+    languages = tuple(contract["user_language_code"].codes)
     spoken = list(LANGUAGE_WEIGHTS)
     # The generator's code lists must stay inside the contract's, or features would break it.
     assert set(spoken) <= set(languages) and set(AGE_BAND_WEIGHTS) <= set(contract["user_age_band_code"].codes)
     end = float(END_TS.astype(np.int64))
-    start = end - days * DAY
     d = int(DEFAULT_PARAMS["n_factors"])
-    scale = d**-0.25  # so <x_u, y_i> has unit variance
-
-    # Creators: most joined long before the history, some in the last NEW_CREATOR_DAYS days.
-    n_creators = max(1, min(n_items, math.ceil(n_items / 8)))
-    creator_language = rng.choice(len(spoken), size=n_creators, p=_probs(LANGUAGE_WEIGHTS))
-    creator_new = rng.random(n_creators) < NEW_CREATOR_SHARE
-    creator_new[0] = False  # creator 0 owns item 0, which must predate the history
-    created = np.where(
-        creator_new,
-        end - DAY - rng.random(n_creators) * (NEW_CREATOR_DAYS - 1) * DAY,
-        start - rng.random(n_creators) * 2 * YEAR,
+    return _World(
+        rng=np.random.default_rng([seed, 0]),
+        start=end - days * DAY,
+        end=end,
+        spoken=spoken,
+        languages=languages,
+        genres=[g for g in contract["item_genre_code"].codes if g != "unknown"],
+        n_factors=d,
+        scale=d**-0.25,
     )
-    creator_genre = rng.integers(0, len(genres), size=n_creators)
-    creator_weight = rng.lognormal(0.0, 1.0, size=n_creators)
 
-    # Items: every creator gets at least one, the rest go to creators in proportion to a weight.
+
+def _make_creators(world: _World, n_items: int) -> _Creators:
+    """Most creators joined long before the history, some in the last NEW_CREATOR_DAYS days."""
+    rng, end = world.rng, world.end
+    n_creators = max(1, min(n_items, math.ceil(n_items / 8)))
+    language = rng.choice(len(world.spoken), size=n_creators, p=_probs(LANGUAGE_WEIGHTS))
+    new = rng.random(n_creators) < NEW_CREATOR_SHARE
+    new[0] = False  # creator 0 owns item 0, which must predate the history
+    created = np.where(
+        new,
+        end - DAY - rng.random(n_creators) * (NEW_CREATOR_DAYS - 1) * DAY,
+        world.start - rng.random(n_creators) * 2 * YEAR,
+    )
+    genre = rng.integers(0, len(world.genres), size=n_creators)
+    weight = rng.lognormal(0.0, 1.0, size=n_creators)
+    return _Creators(language=language, created=created, genre=genre, weight=weight)
+
+
+def _make_items(world: _World, creators: _Creators, n_items: int) -> _Items:
+    """Every creator gets at least one item, the rest go to creators in proportion to a weight."""
+    rng, start, end = world.rng, world.start, world.end
+    n_creators = creators.language.size
     item_creator = np.empty(n_items, dtype=np.int64)
     item_creator[:n_creators] = np.arange(n_creators)
-    creator_share = creator_weight / creator_weight.sum()
+    creator_share = creators.weight / creators.weight.sum()
     item_creator[n_creators:] = rng.choice(n_creators, size=n_items - n_creators, p=creator_share)
-    lo = created[item_creator]
+    lo = creators.created[item_creator]
     in_window = rng.random(n_items) < IN_WINDOW_ITEM_SHARE
     recent = rng.random(n_items) < RECENT_ITEM_SHARE
     in_window[0] = recent[0] = False
@@ -191,7 +250,8 @@ def _make_entities(n_users: int, n_items: int, days: int, seed: int) -> _Entitie
     )
     recent_lo = np.maximum(lo, end - 7 * DAY)
     published = np.where(recent, recent_lo + u * (end - 3600.0 - recent_lo), published)
-    item_genre = np.where(rng.random(n_items) < 0.7, creator_genre[item_creator], rng.integers(0, len(genres), n_items))
+    n_genres = len(world.genres)
+    genre = np.where(rng.random(n_items) < 0.7, creators.genre[item_creator], rng.integers(0, n_genres, n_items))
     length = np.round(np.clip(rng.lognormal(np.log(420.0), 0.9, size=n_items), 30.0, 5400.0))
     titles = np.char.add(
         np.char.add(TITLE_ADJECTIVES[rng.integers(0, TITLE_ADJECTIVES.size, n_items)], " "),
@@ -201,87 +261,101 @@ def _make_entities(n_users: int, n_items: int, days: int, seed: int) -> _Entitie
     rank = rng.permutation(n_items) + 1.0
     popularity_logit = -DEFAULT_PARAMS["zipf_exponent"] * np.log(rank)
     popularity_logit -= popularity_logit.mean()
-    genre_centres = rng.standard_normal((len(genres), d))
-    item_factors = scale * (0.6 * genre_centres[item_genre] + 0.8 * rng.standard_normal((n_items, d)))
+    genre_centres = rng.standard_normal((n_genres, world.n_factors))
+    factors = world.scale * (0.6 * genre_centres[genre] + 0.8 * rng.standard_normal((n_items, world.n_factors)))
+    return _Items(item_creator, published, genre, length, titles, popularity_logit, factors)
 
-    # Users: most signed up before the history, some during it (so some are new at every as_of).
+
+def _make_users(world: _World, n_users: int) -> _Users:
+    """Most users signed up before the history, some during it (so some are new at every as_of)."""
+    rng, start, end = world.rng, world.start, world.end
     user_new = rng.random(n_users) < NEW_USER_SHARE
     signup = np.where(
         user_new,
         start + rng.random(n_users) * max(end - DAY - start, 0.0),
         start - rng.random(n_users) * 3 * YEAR,
     )
-    user_language = rng.choice(len(spoken), size=n_users, p=_probs(LANGUAGE_WEIGHTS))
+    language = rng.choice(len(world.spoken), size=n_users, p=_probs(LANGUAGE_WEIGHTS))
     country = np.empty(n_users, dtype=object)
-    for index, code in enumerate(spoken):
-        mask = user_language == index
+    for index, code in enumerate(world.spoken):
+        mask = language == index
         options, weights = COUNTRIES[code]
         country[mask] = np.array(options, dtype=object)[rng.choice(len(options), size=int(mask.sum()), p=weights)]
     age_band = np.array(list(AGE_BAND_WEIGHTS))[rng.choice(len(AGE_BAND_WEIGHTS), n_users, p=_probs(AGE_BAND_WEIGHTS))]
     gender = np.array(list(GENDER_WEIGHTS))[rng.choice(len(GENDER_WEIGHTS), n_users, p=_probs(GENDER_WEIGHTS))]
-    user_factors = scale * rng.standard_normal((n_users, d))
+    factors = world.scale * rng.standard_normal((n_users, world.n_factors))
     activity = rng.lognormal(0.0, 0.8, size=n_users)
     active_share = (end - np.maximum(signup, start)) / (end - start)
-    weight = activity * active_share
-    user_device = rng.integers(0, len(DEVICES), size=n_users)
+    device = rng.integers(0, len(DEVICES), size=n_users)
+    return _Users(signup, language, country, age_band, gender, factors, activity * active_share, device)
 
-    user_ids = np.arange(1, n_users + 1, dtype=np.int64)
-    item_ids = np.arange(1, n_items + 1, dtype=np.int64)
-    creator_ids = np.arange(1, n_creators + 1, dtype=np.int64)
-    language_index = np.array([languages.index(code) for code in spoken], dtype=np.int16)
-    truth = GroundTruth(
-        user_ids=user_ids,
-        user_factors=user_factors,
-        user_language=language_index[user_language],
-        item_ids=item_ids,
-        item_factors=item_factors,
-        popularity_logit=popularity_logit,
-        item_language=language_index[creator_language[item_creator]],
-        languages=tuple(languages),
-        params=dict(DEFAULT_PARAMS),
-    )
-    tables = {
+
+def _entity_tables(world: _World, creators: _Creators, items: _Items, users: _Users) -> dict[str, pa.Table]:
+    """The raw users, creators and items tables (ids are 1-based row numbers)."""
+    user_ids = np.arange(1, users.signup.size + 1, dtype=np.int64)
+    creator_ids = np.arange(1, creators.language.size + 1, dtype=np.int64)
+    return {
         "users": pa.table(
             {
                 "user_id": user_ids,
-                "signup_ts": _timestamps(signup),
-                "language_code": _dictionary(user_language, spoken),
-                "country_code": pa.array(country, type=pa.string()),
-                "age_band_code": pa.array(age_band),
-                "gender_code": pa.array(gender),
+                "signup_ts": _timestamps(users.signup),
+                "language_code": _dictionary(users.language, world.spoken),
+                "country_code": pa.array(users.country, type=pa.string()),
+                "age_band_code": pa.array(users.age_band),
+                "gender_code": pa.array(users.gender),
             }
         ),
         "creators": pa.table(
             {
                 "creator_id": creator_ids,
-                "language_code": _dictionary(creator_language, spoken),
-                "created_ts": _timestamps(created),
+                "language_code": _dictionary(creators.language, world.spoken),
+                "created_ts": _timestamps(creators.created),
             }
         ),
         "items": pa.table(
             {
-                "item_id": item_ids,
-                "creator_id": creator_ids[item_creator],
-                "title": pa.array(titles),
-                "genre_code": _dictionary(item_genre, genres),
-                "length_seconds": length,
-                "published_ts": _timestamps(published),
+                "item_id": np.arange(1, items.creator.size + 1, dtype=np.int64),
+                "creator_id": creator_ids[items.creator],
+                "title": pa.array(items.titles),
+                "genre_code": _dictionary(items.genre, world.genres),
+                "length_seconds": items.length,
+                "published_ts": _timestamps(items.published),
             }
         ),
     }
+
+
+def _make_entities(n_users: int, n_items: int, days: int, seed: int) -> _Entities:
+    """Creators, items and users (drawn in that order from one RNG), their tables and the ground truth."""
+    world = _make_world(days, seed)
+    creators = _make_creators(world, n_items)
+    items = _make_items(world, creators, n_items)
+    users = _make_users(world, n_users)
+    language_index = np.array([world.languages.index(code) for code in world.spoken], dtype=np.int16)
+    truth = GroundTruth(
+        user_ids=np.arange(1, n_users + 1, dtype=np.int64),
+        user_factors=users.factors,
+        user_language=language_index[users.language],
+        item_ids=np.arange(1, n_items + 1, dtype=np.int64),
+        item_factors=items.factors,
+        popularity_logit=items.popularity_logit,
+        item_language=language_index[creators.language[items.creator]],
+        languages=world.languages,
+        params=dict(DEFAULT_PARAMS),
+    )
     return _Entities(
-        start=start,
-        end=end,
-        user_signup=signup,
-        pick_user=_Sampler(weight),
+        start=world.start,
+        end=world.end,
+        user_signup=users.signup,
+        pick_user=_Sampler(users.weight),
         pick_item=_Sampler(truth.exposure_weights()),
         pick_hour=_Sampler(HOUR_WEIGHTS),
-        user_device=user_device,
-        item_published=published,
-        item_length=length,
-        old_items=np.flatnonzero(published <= start),
+        user_device=users.device,
+        item_published=items.published,
+        item_length=items.length,
+        old_items=np.flatnonzero(items.published <= world.start),
         truth=truth,
-        tables=tables,
+        tables=_entity_tables(world, creators, items, users),
     )
 
 
@@ -312,10 +386,40 @@ def _event_chunks(entities: _Entities, target: int, seed: int) -> Iterator[tuple
         chunk += 1
 
 
-def _simulate_chunk(entities: _Entities, rng: np.random.Generator, n_sessions: int) -> tuple[dict, dict]:
-    truth = entities.truth
+@dataclass
+class _Sessions:
+    user: np.ndarray  # user row of each session
+    started: np.ndarray  # seconds since epoch
+    device: np.ndarray
+    n_shown: np.ndarray  # impressions in each session
+
+
+@dataclass
+class _Impressions:
+    session: np.ndarray  # session row of each impression
+    first: np.ndarray  # index of each session's first impression
+    position: np.ndarray  # 1-based slot, NaN for organic (searched) plays
+    organic: np.ndarray
+    item: np.ndarray  # item row
+    started: np.ndarray  # its session's start
+
+
+@dataclass
+class _Behaviour:
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    play: np.ndarray
+    skip: np.ndarray
+    like: np.ndarray
+    share: np.ndarray  # share of the item watched when played
+    watch: np.ndarray  # seconds
+    browse: np.ndarray  # seconds spent on the slot before the watch
+    length: np.ndarray
+
+
+def _draw_sessions(entities: _Entities, rng: np.random.Generator, n_sessions: int) -> _Sessions:
+    """Who, when (evening-heavy, after signup, ending before the history does), on what device."""
     params = EVENT_PARAMS
-    # Sessions: who, when (evening-heavy, after signup, ending before the history does), on what device.
     user = entities.pick_user(rng, n_sessions)
     lo = np.maximum(entities.user_signup[user], entities.start)
     hi = entities.end - SESSION_CAP_SECONDS
@@ -330,15 +434,20 @@ def _simulate_chunk(entities: _Entities, rng: np.random.Generator, n_sessions: i
         rng.geometric(1.0 / params["mean_impressions_per_session"], n_sessions),
         int(params["max_impressions_per_session"]),
     )
+    return _Sessions(user=user, started=started, device=device, n_shown=n_shown)
 
-    # Impressions: slot = order within the session modulo the slate size; some are organic searches.
-    session = np.repeat(np.arange(n_sessions), n_shown)
+
+def _draw_impressions(entities: _Entities, rng: np.random.Generator, sessions: _Sessions) -> _Impressions:
+    """Slot = order within the session modulo the slate size; some plays are organic searches."""
+    truth = entities.truth
+    n_shown = sessions.n_shown
+    session = np.repeat(np.arange(n_shown.size), n_shown)
     first = np.cumsum(n_shown) - n_shown
     order = np.arange(session.size) - first[session]
     organic = rng.random(session.size) < truth.param("organic_share")
     position = np.where(organic, np.nan, order % int(truth.param("slate_size")) + 1.0)
     item = entities.pick_item(rng, session.size)
-    session_started = started[session]
+    session_started = sessions.started[session]
     for _ in range(4):  # redraw items not yet published when the session started
         bad = np.flatnonzero(entities.item_published[item] > session_started)
         if bad.size == 0:
@@ -346,58 +455,75 @@ def _simulate_chunk(entities: _Entities, rng: np.random.Generator, n_sessions: i
         item[bad] = entities.pick_item(rng, bad.size)
     bad = np.flatnonzero(entities.item_published[item] > session_started)
     item[bad] = entities.old_items[rng.integers(0, entities.old_items.size, bad.size)]
+    return _Impressions(session, first, position, organic, item, session_started)
 
-    # Behaviour from the ground truth: examine (position bias), then play with the pair's relevance.
-    user_ids = truth.user_ids[user[session]]
-    item_ids = truth.item_ids[item]
-    p_play = truth.engagement_probability(user_ids, item_ids, position)
-    examined_p = truth.examination_probability(position, session.size)
+
+def _behave(entities: _Entities, rng: np.random.Generator, sessions: _Sessions, shown: _Impressions) -> _Behaviour:
+    """Behaviour from the ground truth: examine (position bias), then play with the pair's relevance."""
+    truth, params = entities.truth, EVENT_PARAMS
+    n = shown.session.size
+    user_ids = truth.user_ids[sessions.user[shown.session]]
+    item_ids = truth.item_ids[shown.item]
+    p_play = truth.engagement_probability(user_ids, item_ids, shown.position)
+    examined_p = truth.examination_probability(shown.position, n)
     relevance = p_play / examined_p
-    draw = rng.random(session.size)
+    draw = rng.random(n)
     play = draw < p_play
-    skip = ~play & ~organic & (draw < examined_p)
-    length = entities.item_length[item]
-    finish = rng.random(session.size) < params["complete_base"] + params["complete_slope"] * relevance
+    skip = ~play & ~shown.organic & (draw < examined_p)
+    length = entities.item_length[shown.item]
+    finish = rng.random(n) < params["complete_base"] + params["complete_slope"] * relevance
     partial = 0.95 * rng.beta(params["watch_beta_a0"] + params["watch_beta_a1"] * relevance, params["watch_beta_b"])
     share = np.where(finish, 1.0, partial)
     watch = np.where(play, np.round(share * length), 0.0)
-    like = play & (rng.random(session.size) < params["like_scale"] * relevance**2)
+    like = play & (rng.random(n) < params["like_scale"] * relevance**2)
     browse = np.where(
-        play | skip | organic,
-        rng.exponential(params["browse_seconds_examined"], session.size) + 2.0,
-        rng.exponential(params["browse_seconds_scrolled"], session.size),
+        play | skip | shown.organic,
+        rng.exponential(params["browse_seconds_examined"], n) + 2.0,
+        rng.exponential(params["browse_seconds_scrolled"], n),
     ).round(1)
+    return _Behaviour(user_ids, item_ids, play, skip, like, share, watch, browse, length)
+
+
+def _simulate_chunk(entities: _Entities, rng: np.random.Generator, n_sessions: int) -> tuple[dict, dict]:
+    """One chunk of sessions and their events, drawn in order: sessions, impressions, behaviour."""
+    sessions = _draw_sessions(entities, rng, n_sessions)
+    shown = _draw_impressions(entities, rng, sessions)
+    b = _behave(entities, rng, sessions, shown)
+    session, first = shown.session, shown.first
 
     # Lay impressions end to end inside each session; stop at the session cap and trim the last watch.
-    spent = browse + watch
+    spent = b.browse + b.watch
     total = np.cumsum(spent)
     offset = total - spent - (total - spent)[first][session]
-    shown = offset + browse < SESSION_CAP_SECONDS
-    watch = np.where(shown, np.minimum(watch, SESSION_CAP_SECONDS - offset - browse), 0.0)
-    play &= shown
-    skip &= shown
-    like &= shown
-    complete = play & (share >= 1.0) & (watch >= length)
-    duration = np.bincount(session, weights=np.where(shown, browse + watch, 0.0), minlength=n_sessions)
+    kept = offset + b.browse < SESSION_CAP_SECONDS
+    watch = np.where(kept, np.minimum(b.watch, SESSION_CAP_SECONDS - offset - b.browse), 0.0)
+    play, skip, like = b.play & kept, b.skip & kept, b.like & kept
+    complete = play & (b.share >= 1.0) & (watch >= b.length)
+    duration = np.bincount(session, weights=np.where(kept, b.browse + watch, 0.0), minlength=n_sessions)
 
-    at = session_started + offset + browse
+    at = shown.started + offset + b.browse
     kinds = [(play, 0, at), (complete, 1, at + watch), (like, 2, at + watch), (skip, 3, at)]
     index = np.concatenate([np.flatnonzero(mask) for mask, _, _ in kinds])
     kind = np.concatenate([np.full(int(mask.sum()), code, dtype=np.int8) for mask, code, _ in kinds])
     ts = np.concatenate([times[mask] for mask, _, times in kinds])
     ordering = np.lexsort((kind, index))  # session by session, in time order within a session
     index, kind, ts = index[ordering], kind[ordering], ts[ordering]
-    sessions = {"user": user, "started": started, "duration": np.round(duration, 1), "device": device}
+    session_columns = {
+        "user": sessions.user,
+        "started": sessions.started,
+        "duration": np.round(duration, 1),
+        "device": sessions.device,
+    }
     events = {
         "session": session[index],
-        "user_id": user_ids[index],
-        "item_id": item_ids[index],
+        "user_id": b.user_ids[index],
+        "item_id": b.item_ids[index],
         "ts": ts,
         "kind": kind,
         "watch": np.where(kind == 0, watch[index], 0.0),
-        "position": position[index],
+        "position": shown.position[index],
     }
-    return sessions, events
+    return session_columns, events
 
 
 def _session_table(sessions: dict, keep: int, id_base: int) -> pa.Table:
