@@ -18,13 +18,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from streamrec.contracts import FeatureContract, load_contract
 from streamrec.core.atomic import write_json_atomically
 from streamrec.core.errors import StreamRecError
+
+if TYPE_CHECKING:  # the models load lazily (torch modules), the types are only for the checker
+    import faiss
+    import pyarrow as pa
+
+    from streamrec.models_ml.model import TwoTower
+    from streamrec.models_ml.ranker import Ranker
 
 MANIFEST_NAME = "manifest.json"
 EMBEDDING_DIM = 128
@@ -87,15 +94,15 @@ class LoadedBundle:
     """A verified bundle with its model objects in memory, ready to serve."""
 
     manifest: Manifest
-    two_tower: Any  # models_ml.model.TwoTower (eval mode)
-    ranker: Any  # models_ml.ranker.Ranker (eval mode)
-    index: Any  # faiss.Index
+    two_tower: TwoTower  # eval mode
+    ranker: Ranker  # eval mode
+    index: faiss.Index
     item_ids: np.ndarray  # (n_items,) int64; row i of the index is item_ids[i]
     item_embeddings: np.ndarray  # (n_items, 128) float32
     feature_schema: Mapping[str, Any]
     reference_distributions: Any
-    online_user_features: Any  # pyarrow.Table
-    online_item_features: Any  # pyarrow.Table
+    online_user_features: pa.Table
+    online_item_features: pa.Table
     extras: dict[str, Any] = field(default_factory=dict)
 
 
