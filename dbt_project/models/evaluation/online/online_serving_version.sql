@@ -1,13 +1,13 @@
 {#
     The version the scorecard judges (at most one row): the version of the latest row of
     ops.promotions (promote or rollback), else, before any promotion, the version that logged the
-    most impressions. ops.promotions has no staging model yet, so this reads the source directly.
+    most impressions.
 #}
 with
 
 promotions as (
 
-    select * from {{ source('ops', 'promotions') }}
+    select * from {{ ref('stg_ops__promotions') }}
 
 ),
 
@@ -20,7 +20,7 @@ impressions as (
 latest_promotion as (
 
     select
-        version as model_version,
+        model_version,
         'latest promotion' as chosen_by,
         1 as priority,
         row_number() over (order by promoted_at desc, promotion_id desc) as position_in_priority
