@@ -16,7 +16,6 @@
     q(item, position) = (sum of rewards + m) / (count + 1), m = the other fold's mean reward at the position
     (an item never logged at the position gets m). Empty when raw.ope_target_policy does not exist.
 #}
-{%- set targets_relation = streamrec.optional_source('ope', 'ope_target_policy') %}
 
 with
 
@@ -26,39 +25,9 @@ logged as (
 
 ),
 
-{%- if targets_relation is none %}
-
-final as (
-
-    select
-        cast(null as {{ dbt.type_string() }}) as ope_estimate_id,
-        cast(null as {{ dbt.type_string() }}) as dataset,
-        cast(null as {{ dbt.type_string() }}) as target_policy,
-        cast(null as {{ dbt.type_string() }}) as estimator,
-        cast(null as double) as estimate,
-        cast(null as double) as standard_error,
-        cast(null as double) as ci_low,
-        cast(null as double) as ci_high,
-        cast(null as {{ dbt.type_bigint() }}) as round_count,
-        cast(null as double) as effective_sample_size,
-        cast(null as double) as max_weight
-    from logged
-    where 1 = 0
-
-)
-
-{%- else %}
-
 targets as (
 
-    select
-        cast(dataset as {{ dbt.type_string() }}) as dataset,
-        cast(target_policy as {{ dbt.type_string() }}) as target_policy,
-        cast(request_id as {{ dbt.type_string() }}) as request_id,
-        cast(position as integer) as slot_position,
-        cast(item_id as {{ dbt.type_bigint() }}) as item_id,
-        cast(target_probability as double) as target_probability
-    from {{ targets_relation }}
+    select * from {{ ref('stg_ope__target_policies') }}
 
 ),
 
@@ -301,7 +270,5 @@ final as (
     from estimates
 
 )
-
-{%- endif %}
 
 select * from final

@@ -7,7 +7,6 @@
       logs from streamrec.ope_synthetic) when that table exists.
     Each slot is one bandit round (the position-based, independent-slot view Open Bandit uses).
 #}
-{%- set logged = streamrec.optional_source('ope', 'ope_logged') %}
 
 with
 
@@ -31,30 +30,17 @@ api_rounds as (
 
 ),
 
-{%- if logged is not none %}
-
 imported_rounds as (
 
-    select
-        cast(dataset as {{ dbt.type_string() }}) as dataset,
-        cast(request_id as {{ dbt.type_string() }}) as request_id,
-        cast(position as integer) as slot_position,
-        cast(item_id as {{ dbt.type_bigint() }}) as item_id,
-        cast(propensity as double) as propensity,
-        cast(reward as double) as reward
-    from {{ logged }}
+    select * from {{ ref('stg_ope__logged_rounds') }}
 
 ),
-
-{%- endif %}
 
 final as (
 
     select * from api_rounds
-    {%- if logged is not none %}
     union all
     select * from imported_rounds
-    {%- endif %}
 
 )
 
