@@ -18,8 +18,6 @@ from litestar import Litestar, MediaType, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from streamrec.api.config import ApiSettings
@@ -29,6 +27,7 @@ from streamrec.api.controllers.health import HealthController
 from streamrec.api.controllers.metrics import MetricsController
 from streamrec.api.controllers.recommendations import RecommendationController
 from streamrec.api.controllers.versions import VersionController
+from streamrec.api.openapi import assets_router, openapi_config
 from streamrec.api.services.container import Services
 from streamrec.api.services.fairness import ExposureTracker
 from streamrec.api.services.metrics import metrics_middleware_factory
@@ -102,19 +101,6 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
     return Response(body, status_code=exc.status_code, media_type=MediaType.JSON, headers=exc.headers)
 
 
-def _openapi() -> OpenAPIConfig:
-    return OpenAPIConfig(
-        title="StreamRec serving API",
-        version="1.0.0",
-        description="Recommendations with logged propensities, outcome events, health, versions, canary control.",
-        components=Components(
-            security_schemes={
-                "bearer": SecurityScheme(type="http", scheme="bearer", description="STREAMREC_ADMIN_TOKEN")
-            }
-        ),
-    )
-
-
 def create_services(settings: ApiSettings) -> Services:
     """The services one app instance uses (exposed so tests and the bench can build the same objects)."""
     tracker = ExposureTracker()
@@ -130,6 +116,7 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
     """The serving app; settings default to the environment (ApiSettings.from_env)."""
     settings = settings or ApiSettings.from_env()
     services = services or create_services(settings)
+    services.metrics.bind_serving(services)
     return Litestar(
         route_handlers=[
             RecommendationController,
@@ -138,13 +125,14 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
             VersionController,
             AdminController,
             MetricsController,
+            assets_router(),
         ],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
         state=State({"services": services}),
         lifespan=[_lifespan(services)],
         middleware=[metrics_middleware_factory(services.metrics)],
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
-        openapi_config=_openapi(),
+        openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         signature_namespace={"Services": Services},
         debug=False,

@@ -9,10 +9,10 @@ from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
-from streamrec.api.schemas import CanaryCommand, CanaryStatus, ErrorBody, ReloadResult
+from streamrec.api.openapi import error_response
+from streamrec.api.schemas import CanaryCommand, CanaryStatus, ReloadResult
 from streamrec.api.services.canary_state import CanaryConflict, CanaryState
 from streamrec.api.services.container import Services
 from streamrec.core.errors import StreamRecError
@@ -47,8 +47,12 @@ def _status(
 
 
 ADMIN_ERRORS = {
-    401: ResponseSpec(ErrorBody, description="Missing or wrong bearer token, or admin disabled."),
-    409: ResponseSpec(ErrorBody, description="The command does not apply now, or the bundle failed to load."),
+    401: error_response("Missing or wrong bearer token, or admin disabled.", 401, "missing or wrong bearer token"),
+    409: error_response(
+        "The command does not apply now, or the bundle failed to load.",
+        409,
+        "no canary is running; `advance` needs a running canary",
+    ),
 }
 
 
@@ -60,7 +64,14 @@ class AdminController(Controller):
     guards = [admin_guard]  # noqa: RUF012
     security = [{"bearer": []}]  # noqa: RUF012
 
-    @post("/reload", operation_id="reloadBundle", status_code=200, responses=ADMIN_ERRORS)
+    @post(
+        "/reload",
+        operation_id="reloadBundle",
+        summary="Reload the active bundle",
+        response_description="The bundle now serving and whether it changed.",
+        status_code=200,
+        responses=ADMIN_ERRORS,
+    )
     async def reload(self, services: NamedDependency[Services]) -> ReloadResult:
         """Load the bundle artifacts/ACTIVE.json names (verified) and swap it in atomically."""
         try:
@@ -70,12 +81,28 @@ class AdminController(Controller):
             raise HTTPException(status_code=409, detail=detail) from exc
         return ReloadResult(version=version, previous_version=previous, changed=changed)
 
-    @get("/canary", operation_id="getCanary", responses=ADMIN_ERRORS)
+    @get(
+        "/canary",
+        operation_id="getCanary",
+        summary="Canary status",
+        response_description="The canary's state, phase, share and versions.",
+        responses=ADMIN_ERRORS,
+    )
     async def canary_status(self, services: NamedDependency[Services]) -> CanaryStatus:
         """The canary's state."""
         return _status(services)
 
-    @post("/canary", operation_id="commandCanary", status_code=200, responses=ADMIN_ERRORS)
+    @post(
+        "/canary",
+        operation_id="commandCanary",
+        summary="Start, advance, hold or roll back the canary",
+        response_description="The canary's state after the command.",
+        status_code=200,
+        responses={
+            400: error_response("Malformed command body.", 400, "Validation failed for POST /v1/admin/canary"),
+            **ADMIN_ERRORS,
+        },
+    )
     async def canary(self, data: JSONBody[CanaryCommand], services: NamedDependency[Services]) -> CanaryStatus:
         """start {candidate_version, phase, share} | advance | hold | rollback."""
         state = services.state

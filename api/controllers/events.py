@@ -8,10 +8,10 @@ import numpy as np
 from litestar import Controller, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
-from streamrec.api.schemas import ErrorBody, EventBatch, EventsAccepted
+from streamrec.api.openapi import error_response
+from streamrec.api.schemas import EventBatch, EventsAccepted
 from streamrec.api.services.container import Services
 from streamrec.api.services.serving_logs import event_id
 from streamrec.core.eventlog import EventRecord
@@ -37,12 +37,22 @@ class EventController(Controller):
 
     @post(
         operation_id="postEvents",
+        summary="Log outcome events",
+        response_description="How many events were stored durably, and their ids.",
         status_code=200,
         responses={
-            400: ResponseSpec(ErrorBody, description="Malformed body or more than the allowed number of events."),
-            413: ResponseSpec(ErrorBody, description="Body larger than the limit (1 MiB by default)."),
-            422: ResponseSpec(ErrorBody, description="An item id or request id the service does not know."),
-            503: ResponseSpec(ErrorBody, description="No bundle loaded yet."),
+            400: error_response(
+                "Malformed body or more than the allowed number of events.",
+                400,
+                "1200 events in one batch; the limit is 1000",
+            ),
+            413: error_response("Body larger than the limit (1 MiB by default).", 413, "Request Entity Too Large"),
+            422: error_response(
+                "An item id or request id the service does not know.",
+                422,
+                "unknown item_id 999999; no event of this batch was stored",
+            ),
+            503: error_response("No bundle loaded yet.", 503, "no bundle loaded yet"),
         },
     )
     async def post_events(self, data: JSONBody[EventBatch], services: NamedDependency[Services]) -> EventsAccepted:

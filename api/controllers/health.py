@@ -5,9 +5,18 @@ from __future__ import annotations
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 
 from streamrec.api.schemas import Health
 from streamrec.api.services.container import Services
+
+NOT_READY_EXAMPLE = {
+    "status": "not_ready",
+    "ready": False,
+    "model_version": None,
+    "candidate_version": None,
+    "detail": "no bundle loaded yet",
+}
 
 
 class HealthController(Controller):
@@ -18,7 +27,16 @@ class HealthController(Controller):
 
     @get(
         operation_id="getHealth",
-        responses={503: ResponseSpec(Health, description="Live but not ready: no bundle loaded (detail says why).")},
+        summary="Liveness and readiness",
+        response_description="Ready: a bundle is loaded and the logs are open.",
+        responses={
+            503: ResponseSpec(
+                Health,
+                description="Live but not ready: no bundle loaded (detail says why).",
+                generate_examples=False,
+                examples=[Example(summary="not ready", value=NOT_READY_EXAMPLE)],
+            )
+        },
     )
     async def health(self, services: NamedDependency[Services]) -> Response[Health]:
         """Ready once a bundle is loaded and the logs are open."""

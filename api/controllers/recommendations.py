@@ -10,10 +10,10 @@ from typing import Annotated, Literal
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
-from streamrec.api.schemas import MAX_INT64, ErrorBody, Recommendations, RecommendedItem
+from streamrec.api.openapi import error_response
+from streamrec.api.schemas import MAX_INT64, Recommendations, RecommendedItem
 from streamrec.api.services.container import Services
 from streamrec.api.services.fairness import LANGUAGES
 from streamrec.core.eventlog import ImpressionRecord
@@ -30,11 +30,15 @@ class RecommendationController(Controller):
 
     @get(
         operation_id="getRecommendations",
+        summary="Recommend a page of items",
+        response_description="The page, each item with its score, slot and logging propensity.",
         responses={
-            400: ResponseSpec(
-                ErrorBody, description="Bad query: missing/non-integer user_id, k outside 1..500, unknown parameter."
+            400: error_response(
+                "Bad query: missing/non-integer user_id, k outside 1..500, unknown parameter.",
+                400,
+                "unknown query parameter(s) user; allowed: user_id, k, language",
             ),
-            503: ResponseSpec(ErrorBody, description="No bundle loaded yet."),
+            503: error_response("No bundle loaded yet.", 503, "no bundle loaded yet"),
         },
     )
     async def recommend(

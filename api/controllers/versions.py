@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.openapi.datastructures import ResponseSpec
 
-from streamrec.api.schemas import ActiveVersion, ErrorBody
+from streamrec.api.openapi import error_response
+from streamrec.api.schemas import ActiveVersion
 from streamrec.api.services.container import Services
 
 
@@ -16,7 +16,13 @@ class VersionController(Controller):
     path = "/v1/versions"
     tags = ["operations"]  # noqa: RUF012 - litestar reads class attributes
 
-    @get("/active", operation_id="getActiveVersion", responses={503: ResponseSpec(ErrorBody, description="No bundle.")})
+    @get(
+        "/active",
+        operation_id="getActiveVersion",
+        summary="The serving bundle",
+        response_description="Version, hashes and size of the control bundle, and the canary candidate.",
+        responses={503: error_response("No bundle loaded yet.", 503, "no bundle loaded yet")},
+    )
     async def active(self, services: NamedDependency[Services]) -> ActiveVersion:
         """Version, manifest and contract hashes of the control bundle."""
         routing, _ = services.ready_routing()

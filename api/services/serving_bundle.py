@@ -19,6 +19,7 @@ from typing import Any
 import faiss
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from streamrec.api.services.fairness import N_GROUPS, group_of
@@ -58,6 +59,7 @@ class ServingBundle:
     group_shortlists: Mapping[int, tuple[np.ndarray, np.ndarray]]  # group -> (item rows, (m, 128) embeddings)
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     promoted_at: str | None = None
+    snapshot_as_of: str | None = None  # the online features' as_of (streamrec_serving_info's snapshot)
     _item_sorter: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -84,6 +86,14 @@ class ServingBundle:
 
 def _columns(table: pa.Table) -> dict[str, np.ndarray]:
     return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+
+
+def _snapshot_as_of(table: pa.Table) -> str | None:
+    """The latest `as_of` of an online feature table (None when it has no such column or no rows)."""
+    if "as_of" not in table.column_names or table.num_rows == 0:
+        return None
+    latest = pc.max(table["as_of"]).as_py()
+    return latest.isoformat() if hasattr(latest, "isoformat") else str(latest)
 
 
 def build_serving_bundle(
@@ -173,6 +183,7 @@ def build_serving_bundle(
         ranker_items=ranker.precompute_items(item_tensors),
         group_shortlists=shortlists,
         promoted_at=promoted_at,
+        snapshot_as_of=_snapshot_as_of(online_user_features),
         _item_sorter=np.argsort(item_ids, kind="stable"),
     )
 
