@@ -220,25 +220,37 @@ def versions() -> None:
 
 
 @app.command()
-def sql(query: Annotated[str, typer.Argument(help="SQL to run read-only against the warehouse.")]) -> None:
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL to run read-only against the warehouse.")],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="table | vertical | csv | json | markdown (table turns vertical if too wide)."
+        ),
+    ] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the result to this file.")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Bind value for ? / $1 (repeat), or NAME=VALUE for $NAME.")
+    ] = None,
+) -> None:
     """Run an ad-hoc read-only query against the published warehouse and print the rows."""
     import duckdb
-    from rich.table import Table
 
+    from streamrec.cli.sql_output import FORMATS, emit, parse_params
     from streamrec.core.warehouse import connect
 
+    if fmt not in FORMATS:
+        raise StreamRecError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    params = parse_params(param or [])
     with connect(_settings(), read_only=True) as con:
         try:
-            result = con.execute(query)
+            result = con.execute(query, params or None)
             names = [d[0] for d in result.description] if result.description else []
             rows = result.fetchall()
         except duckdb.Error as exc:
             # The analyst's SQL is wrong, not the program: one line naming DuckDB's complaint, no traceback.
             raise StreamRecError(f"query failed: {exc}") from None
-    table = Table(*names)
-    for row in rows:
-        table.add_row(*(str(v) for v in row))
-    console.print(table)
+    emit(names, rows, fmt, output, console)
 
 
 @app.command()
