@@ -136,4 +136,5 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
         request_max_body_size=settings.max_body_bytes,
         signature_namespace={"Services": Services},
         debug=False,
+        logging_config=None,  # the process's logging is set up once (streamrec.logging_setup), not per app
     )

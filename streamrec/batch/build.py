@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 
 from streamrec.core.errors import StreamRecError
+from streamrec.core.logging_setup import dbt_log_args
 from streamrec.core.settings import DBT_PROJECT_DIR, PROFILES_DIR, Settings
 from streamrec.core.warehouse import writer_lock
 
@@ -70,6 +71,7 @@ def dbt_command(
         str(dbt_target_dir(settings)),
         "--log-path",
         str(settings.home / "dbt" / "logs"),
+        *dbt_log_args(),  # dbt's JSON lines when STREAMREC_LOG_FORMAT=json
     ]
     dbt_vars = dict(variables or {})
     if as_of is not None:

@@ -122,7 +122,7 @@ def reference_capture(
 
 @contracts_app.command("render")
 def contracts_render() -> None:
-    """Write dbt_project/models/features/_features__models.yml from contracts/features.yml."""
+    """Write dbt_project/models/features/_features__models.yml from streamrec.contracts/features.yml."""
     from streamrec.contracts.render import write_dbt_yaml
 
     console.print(f"wrote {write_dbt_yaml()}")
@@ -426,6 +426,9 @@ def spark_compare() -> None:
 def main() -> None:
     """Console-script entry point: user-facing failures become one line on stderr and exit 1."""
     try:
+        from streamrec.core.logging_setup import configure_logging
+
+        configure_logging()
         app()
     except (StreamRecError, ContractViolation) as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)

@@ -12,9 +12,13 @@ def serve(settings: ApiSettings, host: str = "127.0.0.1", port: int = 8000, log_
     import uvicorn
 
     from streamrec.api.app import create_app
+    from streamrec.core.logging_setup import configure_logging, uvicorn_log_config
 
     # uvloop + httptools (C event loop and HTTP parser) when installed; asyncio + h11 otherwise, or when
     # STREAMREC_SERVE_PURE_PYTHON=1 (to compare the two stacks, bench/serve.py).
+    configure_logging()
+    # Off by default: every request is already counted in /metrics and every impression logged.
+    access_log = os.environ.get("STREAMREC_ACCESS_LOG", "0") == "1"
     fast = (
         importlib.util.find_spec("uvloop") is not None
         and importlib.util.find_spec("httptools") is not None
@@ -27,6 +31,7 @@ def serve(settings: ApiSettings, host: str = "127.0.0.1", port: int = 8000, log_
         loop="uvloop" if fast else "asyncio",
         http="httptools" if fast else "h11",
         log_level=log_level,
-        access_log=False,  # every request is already counted in /metrics and every impression logged
+        log_config=uvicorn_log_config(access_log),  # uvicorn's lines in StreamRec's one format
+        access_log=access_log,
         timeout_graceful_shutdown=10,
     )
