@@ -30,21 +30,19 @@ JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 QUIET = {"faiss.loader": logging.WARNING, "httpx": logging.WARNING, "httpcore": logging.WARNING}
 
 
+def _utc(record: logging.LogRecord) -> str:
+    """The record's time as ISO 8601 UTC with milliseconds (`2026-03-01T12:00:00.123Z`)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+
+
 class _UtcFormatter(logging.Formatter):
-    """ISO 8601 UTC timestamps with milliseconds (`2026-03-01T12:00:00.123Z`)."""
-
-    converter = time.gmtime
-
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging API
-        """The record's time as ISO 8601 UTC."""
-        return time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created)) + f".{int(record.msecs):03d}Z"
+        return _utc(record)
 
 
 class _JsonUtcFormatter(JsonFormatter):
-    converter = time.gmtime
-
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging API
-        return _UtcFormatter.formatTime(self, record, datefmt)  # type: ignore[arg-type]
+        return _utc(record)
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         """Drop uvicorn's `color_message` (the message again, with terminal colour codes)."""

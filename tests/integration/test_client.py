@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from streamrec.client import Client
-from streamrec.errors import StreamRecError
-from streamrec.settings import Settings
+from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import Settings
 from tests.e2e.conftest import ApiServer
 from tests.integration.test_simulate import SIM_VERSION, build_simulated_home
 
