@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from streamrec.core.errors import StreamRecError
 from streamrec.core.eventlog import segment_paths
+from streamrec.core.progress import progress
 from streamrec.core.settings import Settings
 from streamrec.core.tables import Base, Event, Impression
 from streamrec.core.warehouse import connect, fetchall, scalar, table_exists, transaction
@@ -92,7 +93,11 @@ def ingest_logs(settings: Settings) -> str:
                 )
         con.execute("set TimeZone = 'UTC'")
         with transaction(con):
-            results = [_ingest_stream(con, target, paths) for target, paths in plans]
+            results = []
+            with progress("ingesting log segments", sum(len(paths) for _, paths in plans)) as advance:
+                for target, paths in plans:
+                    results.append(_ingest_stream(con, target, paths))
+                    advance(len(paths))
     return "ingested " + "; ".join(
         f"{r.stream}: {r.new} new, {r.duplicates} duplicates skipped, {r.torn} torn lines skipped "
         f"({r.segments} segments)"

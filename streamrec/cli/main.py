@@ -24,6 +24,26 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"streamrec {version('streamrec')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, metavar="", help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """StreamRec: SQL feature warehouse, co-versioned models, serving and evaluation."""
+
+
 load_app = typer.Typer(help="Load an external dataset into the raw schema.", no_args_is_help=True)
 reference_app = typer.Typer(help="Reference feature distributions for the PSI test.", no_args_is_help=True)
 contracts_app = typer.Typer(help="Feature contracts: render and check the dbt YAML.", no_args_is_help=True)
@@ -258,7 +278,22 @@ def demo(
     users: Annotated[int, typer.Option(min=1)] = 2_000,
     items: Annotated[int, typer.Option(min=1)] = 1_000,
 ) -> None:
-    """The whole loop on a demo-sized dataset: init, generate, build, reference, build again."""
+    """The whole loop on a demo-sized dataset, in 12 steps (streamrec/lab/demo.py):
+
+    \b
+    1. init: alembic upgrade head
+    2. generate synthetic StreamRec data
+    3. dbt build: staging, contract-enforced features, training table, tests
+    4. reference capture: distributions the PSI test compares against
+    5. dbt build again, PSI test armed
+    6. train: two-tower + FAISS + ranker, one co-versioned bundle
+    7. promote the new version
+    8. offline evaluation in SQL (dbt models/evaluation)
+    9. serve over HTTP and drive it with simulated requests
+    10. ingest the impression and event logs into the warehouse
+    11. evaluation in SQL: causal effect, off-policy, fairness, skew, thresholds
+    12. the scorecard
+    """
     from streamrec.lab.demo import run_demo
 
     run_demo(_settings(), users=users, items=items)

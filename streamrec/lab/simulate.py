@@ -40,6 +40,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -48,6 +49,7 @@ import numpy as np
 import pyarrow as pa
 
 from streamrec.core.errors import StreamRecError
+from streamrec.core.progress import progress
 from streamrec.core.settings import Settings
 from streamrec.core.warehouse import connect, fetchall, transaction
 from streamrec.lab.truth import GroundTruth, load_truth
@@ -374,6 +376,7 @@ class _Driver:
         self.k = k
         self.concurrency = concurrency
         self.results: list[_RequestResult] = []
+        self.advance: Callable[[int], None] = lambda _steps: None  # the progress bar's, while run() runs
 
     async def run(self, users: np.ndarray) -> list[_RequestResult]:
         """Serve one request per entry of `users` (bounded: exactly len(users) requests)."""
@@ -382,7 +385,8 @@ class _Driver:
             queue.put_nowait((index, user))
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(min(self.concurrency, len(users)))]
         try:
-            await asyncio.gather(*workers)
+            with progress("simulating requests", len(users)) as self.advance:
+                await asyncio.gather(*workers)
         finally:
             for worker in workers:
                 worker.cancel()
@@ -403,6 +407,7 @@ class _Driver:
                     posted = await client.post("/v1/events", json={"events": result.events[lo : lo + 1000]})
                     _json_or_fail(posted, "POST /v1/events")
                 self.results.append(result)
+                self.advance(1)
 
     def _respond(self, index: int, user: int, body: dict) -> _RequestResult:
         rng = np.random.default_rng([self.seed, index])

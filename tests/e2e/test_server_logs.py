@@ -66,6 +66,6 @@ def test_text_logs_share_one_format_without_faiss_noise(artifacts: Path, tmp_pat
 
 def test_a_bad_log_format_is_one_error_line(tmp_path: Path) -> None:
     env = {**os.environ, "STREAMREC_HOME": str(tmp_path / "home"), "STREAMREC_LOG_FORMAT": "xml"}
-    done = subprocess.run([sys.executable, "-m", "streamrec.cli", "init"], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "streamrec", "init"], env=env, capture_output=True, text=True)
     assert done.returncode == 1 and "STREAMREC_LOG_FORMAT='xml': expected text or json" in done.stderr
     assert "Traceback" not in done.stderr

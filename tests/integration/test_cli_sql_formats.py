@@ -21,7 +21,7 @@ WIDE_COLUMNS = [f"user_feature_number_{i:02d}_score" for i in range(12)]
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("sql_formats") / "home"
-    subprocess.run([sys.executable, "-m", "streamrec.cli", "init"], env=_env(home), check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "streamrec", "init"], env=_env(home), check=True, capture_output=True)
     with duckdb.connect(str(Settings(home=home).warehouse_path)) as con:
         con.execute("create schema if not exists scratch")
         columns = ", ".join(f"{name} double" for name in WIDE_COLUMNS)
@@ -41,7 +41,7 @@ def _env(home: Path, columns: int = 200) -> dict[str, str]:
 
 def _sql(home: Path, *args: str, columns: int = 200) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streamrec.cli", "sql", *args], env=_env(home, columns), capture_output=True, text=True
+        [sys.executable, "-m", "streamrec", "sql", *args], env=_env(home, columns), capture_output=True, text=True
     )
 
 
