@@ -218,16 +218,30 @@ def config() -> None:
     console.print(table)
 
 
-@app.command()
-def versions() -> None:
-    """List registered bundles and which one serves."""
+versions_app = typer.Typer(help="Registered bundles: list them (with their offline metrics) or compare two.")
+app.add_typer(versions_app, name="versions")
+
+
+@versions_app.callback(invoke_without_command=True)
+def versions(
+    ctx: typer.Context,
+    metrics: Annotated[
+        bool, typer.Option("--metrics", help="Add the offline metrics stored at registration (metrics_json).")
+    ] = False,
+) -> None:
+    """List registered bundles and which one serves (`versions compare A B` compares two)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.table import Table
 
+    from streamrec.batch.version_compare import scalar_metrics
     from streamrec.models_ml.registry import list_versions
 
     rows = list_versions(_settings())
-    table = Table("version", "created_at", "serving", "index", "recall@500 (index)", "contract")
+    names = sorted({name for row in rows for name in scalar_metrics(row["metrics"])}) if metrics else []
+    table = Table("version", "created_at", "serving", "index", "recall@500 (index)", "contract", *names)
     for row in rows:
+        values = scalar_metrics(row["metrics"])
         table.add_row(
             row["version"],
             str(row["created_at"]),
@@ -235,7 +249,27 @@ def versions() -> None:
             row["index_kind"],
             f"{row['index_recall_at_500']:.3f}",
             row["contract_sha256"][:12],
+            *(f"{values[n]:.4f}" if n in values else "—" for n in names),
         )
+    console.print(table)
+
+
+@versions_app.command("compare")
+def versions_compare(
+    a: Annotated[str, typer.Argument(help="First version tag.")],
+    b: Annotated[str, typer.Argument(help="Second version tag.")],
+    only_differences: Annotated[bool, typer.Option("--diff", help="Show only the fields that differ.")] = False,
+) -> None:
+    """Offline metrics, sources, hyperparameters and contract hash of two versions, side by side."""
+    from rich.table import Table
+
+    from streamrec.batch.version_compare import compare, text
+
+    table = Table("section", "field", a, b, "")
+    for row in compare(_settings(), a, b):
+        if only_differences and not row.differs:
+            continue
+        table.add_row(row.section, row.name, text(row.a), text(row.b), "≠" if row.differs else "")
     console.print(table)
 
 
