@@ -19,6 +19,8 @@ from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import DBT_PROJECT_DIR
 
 DBT_YAML_PATH = DBT_PROJECT_DIR / "models" / "features" / "_features__models.yml"
+# One dbt docs block per feature, named as the feature: `{{ doc("<feature>") }}` in any model's YAML.
+DBT_DOCS_PATH = DBT_PROJECT_DIR / "models" / "features" / "_features__docs.md"
 
 # Entity key columns: the contract names them, their types and meaning live here (they are not features).
 KEY_COLUMNS: Mapping[str, tuple[str, str]] = {
@@ -90,11 +92,16 @@ def _feature_tests(feature: Feature) -> list[Any]:
     return tests
 
 
+def feature_doc(feature: Feature) -> str:
+    """The text of a feature's docs block: its contract description and rule (unit, range, nullability)."""
+    return f"{feature.description} ({feature.describe_rule()})"
+
+
 def _feature_column(feature: Feature) -> dict[str, Any]:
     return {
         "name": feature.name,
         "data_type": feature.dbt_data_type,
-        "description": f"{feature.description} ({feature.describe_rule()})",
+        "description": f'{{{{ doc("{feature.name}") }}}}',
         "data_tests": _feature_tests(feature),
     }
 
@@ -132,6 +139,18 @@ def render_dbt_yaml(contract_path: Path | None = None) -> str:
     return HEADER + body
 
 
+def render_dbt_docs(contract_path: Path | None = None) -> str:
+    """The `_features__docs.md` text: one `{% docs <feature> %}` block per contract feature."""
+    contract = load_contract(contract_path)
+    _check_renderable(contract)
+    header = (
+        "{# GENERATED from contracts/features.yml by `streamrec contracts render`: do not edit by hand.\n"
+        "   `streamrec contracts check` (and tests/unit/test_contracts.py) fail when this file is stale. #}\n"
+    )
+    blocks = [f"{{% docs {f.name} %}}\n{feature_doc(f)}\n{{% enddocs %}}\n" for f in contract.features]
+    return header + "\n" + "\n".join(blocks)
+
+
 def write_dbt_yaml(contract_path: Path | None = None, target: Path | None = None) -> Path:
     """Render the contract and write the dbt YAML (default: dbt_project/models/features/_features__models.yml)."""
     target = target or DBT_YAML_PATH
@@ -140,13 +159,21 @@ def write_dbt_yaml(contract_path: Path | None = None, target: Path | None = None
     tmp = target.with_suffix(".yml.tmp")
     tmp.write_text(text)
     tmp.replace(target)
+    docs = target.with_name(DBT_DOCS_PATH.name)
+    docs_tmp = docs.with_suffix(".md.tmp")
+    docs_tmp.write_text(render_dbt_docs(contract_path))
+    docs_tmp.replace(docs)
     return target
 
 
 def check_dbt_yaml(contract_path: Path | None = None, target: Path | None = None) -> None:
     """Raise StreamRecError naming the first differing line if the dbt YAML on disk is not what the contract renders."""
     target = target or DBT_YAML_PATH
-    expected = render_dbt_yaml(contract_path)
+    _check_file(target, render_dbt_yaml(contract_path))
+    _check_file(target.with_name(DBT_DOCS_PATH.name), render_dbt_docs(contract_path))
+
+
+def _check_file(target: Path, expected: str) -> None:
     if not target.exists():
         raise StreamRecError(f"{target} is missing: run `streamrec contracts render`")
     actual = target.read_text()

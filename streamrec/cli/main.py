@@ -122,12 +122,20 @@ def build(
     warn_thresholds: Annotated[
         bool, typer.Option("--warn-thresholds", help="Report failing evaluation thresholds as warnings, not failures.")
     ] = False,
+    freshness: Annotated[
+        bool, typer.Option("--freshness/--no-freshness", help="Then run `dbt source freshness` and report it.")
+    ] = True,
 ) -> None:
     """Run `dbt build` (models and tests) into a copy of the warehouse and publish it only if it passes."""
     from streamrec.batch.build import build as run
 
     variables = {"evaluation_threshold_severity": "warn"} if warn_thresholds else None
-    run(_settings(), select=select, as_of=as_of, variables=variables)
+    settings = _settings()
+    run(settings, select=select, as_of=as_of, variables=variables)
+    if freshness:
+        from streamrec.batch.freshness import report_freshness
+
+        report_freshness(settings)  # stale inputs are reported, never a failure of the build
 
 
 @reference_app.command("capture")
