@@ -210,6 +210,6 @@ def load_obd(settings: Settings, path: Path, dataset: str | None = None) -> str:
     rewards = table.column("reward").to_pylist()
     return (
         f"loaded {table.num_rows:,} rounds of {path} into {OPE_LOGGED_TABLE} as dataset {name!r} "
-        f"(logged click rate {sum(rewards) / len(rewards):.4f}); add candidate policies to {OPE_TARGET_TABLE} "
-        "and run `streamrec build --select evaluation`"
+        f"(logged click rate {sum(rewards) / len(rewards):.4f}); estimate a candidate policy with "
+        f"`streamrec ope --logs obd --dataset {name} --target uniform` (or --target FILE.csv)"
     )

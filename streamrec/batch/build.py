@@ -151,6 +151,8 @@ def build(
     is then untouched. The one exception: when only scorecard threshold tests fail, the build is
     published (the scorecard is a measurement) and the error still names each failing metric.
     """
+    # Failing scorecard thresholds fail `streamrec build`; a plain `dbt build` only warns (dbt_project.yml vars).
+    variables = {"evaluation_threshold_severity": "error", **(variables or {})}
     published = settings.warehouse_path
     building = building_path(settings)
     if as_of is not None:

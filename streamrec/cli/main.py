@@ -282,6 +282,37 @@ def versions_compare(
 
 
 @app.command()
+def ope(
+    logs: Annotated[str, typer.Option(help="obd (raw.ope_logged, `streamrec load obd`) or ops (the API's log).")],
+    target: Annotated[
+        str, typer.Option(help="uniform, or a CSV request_id,position,item_id,probability (docs/evaluation.md).")
+    ],
+    dataset: Annotated[str | None, typer.Option(help="Which imported dataset (needed when there are several).")] = None,
+) -> None:
+    """Off-policy estimates (IPS, SNIPS, DR, DM, with 95% intervals) of a target policy on logged feedback."""
+    from rich.table import Table
+
+    from streamrec.batch.ope_run import run_ope
+
+    estimates = run_ope(_settings(), logs=logs, target=target, dataset=dataset)
+    first = estimates[0]
+    table = Table("estimator", "estimate", "95% interval", "std error", "rounds", "effective n", "max weight")
+    for row in estimates:
+        interval = "" if row["ci_low"] is None else f"[{row['ci_low']:.4f}, {row['ci_high']:.4f}]"
+        table.add_row(
+            row["estimator"],
+            f"{row['estimate']:.4f}",
+            interval,
+            "" if row["standard_error"] is None else f"{row['standard_error']:.4f}",
+            str(row["rounds"]),
+            "" if row["ess"] is None else f"{row['ess']:.0f}",
+            "" if row["max_weight"] is None else f"{row['max_weight']:.2f}",
+        )
+    console.print(f"target {first['target_policy']!r} on dataset {first['dataset']!r} (reward per slot):")
+    console.print(table)
+
+
+@app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="SQL to run read-only against the warehouse.")],
     fmt: Annotated[

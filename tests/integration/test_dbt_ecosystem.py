@@ -103,3 +103,32 @@ def test_streamrec_build_reports_source_freshness(built_home: Path, tmp_path: Pa
         check=False,
     )
     assert quiet.returncode == 0 and "source freshness:" not in quiet.stdout
+
+
+def test_plain_dbt_build_warns_on_thresholds_that_streamrec_build_fails(
+    built_home: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.integration.test_dbt_build import _dbt
+    from tests.integration.test_simulate import build_simulated_home
+    from tests.paths import REPO_ROOT
+
+    simulated, _ = build_simulated_home(built_home, tmp_path_factory)
+    home = tmp_path / "home"
+    shutil.copytree(simulated, home)
+    with duckdb.connect(str(Settings(home=home).warehouse_path), read_only=True) as con:
+        failing = [
+            r[0] for r in con.execute("select metric from evaluation.scorecard where status = 'FAIL'").fetchall()
+        ]
+    assert failing, "the simulated home is expected to fail at least one threshold"
+    # The README's command, from the repository root, on the published warehouse of this home.
+    plain = _dbt(["build", "--select", "scorecard+"], Path("dbt_project"), home, cwd=REPO_ROOT)
+    assert plain.returncode == 0, plain.stdout[-3000:]
+    assert "WARN" in plain.stdout and f"threshold_met_{failing[0]}" in plain.stdout
+    strict = subprocess.run(
+        [sys.executable, "-m", "streamrec", "build", "--select", "scorecard+", "--no-freshness"],
+        env={**os.environ, "STREAMREC_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert strict.returncode == 1 and "evaluation threshold(s) failed" in strict.stderr
