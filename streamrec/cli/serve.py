@@ -17,8 +17,7 @@ def serve(settings: ApiSettings, host: str = "127.0.0.1", port: int = 8000, log_
     # uvloop + httptools (C event loop and HTTP parser) when installed; asyncio + h11 otherwise, or when
     # STREAMREC_SERVE_PURE_PYTHON=1 (to compare the two stacks, bench/serve.py).
     configure_logging()
-    # Off by default: every request is already counted in /metrics and every impression logged.
-    access_log = os.environ.get("STREAMREC_ACCESS_LOG", "0") == "1"
+    access_log = settings.access_log  # STREAMREC_ACCESS_LOG; off: /metrics and the impression log count requests
     fast = (
         importlib.util.find_spec("uvloop") is not None
         and importlib.util.find_spec("httptools") is not None

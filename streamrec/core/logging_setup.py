@@ -1,9 +1,10 @@
 """One log format for every StreamRec process: the CLI, the API under uvicorn (access log included) and dbt.
 
-`STREAMREC_LOG_FORMAT=text` (default) writes `2026-03-01T12:00:00.123Z INFO streamrec.api: message`
+Settings `log_format` / `log_level` (STREAMREC_LOG_FORMAT, STREAMREC_LOG_LEVEL or streamrec.toml):
+`text` (default) writes `2026-03-01T12:00:00.123Z INFO streamrec.api: message`
 lines to stderr; `STREAMREC_LOG_FORMAT=json` writes one JSON object per line (`ts`, `level`, `logger`,
 `message`, plus any `extra` fields) for log shippers, via python-json-logger, and makes dbt runs use
-dbt's own JSON lines (`--log-format json`). `STREAMREC_LOG_LEVEL` sets the level (default INFO).
+dbt's own JSON lines (`--log-format json`). The level defaults to INFO.
 
 Litestar's and uvicorn's own logging setups are not used (they were the two formats a server log used
 to mix); their loggers propagate to the one root handler configured here. faiss's loader logs seven
@@ -14,7 +15,6 @@ failure to load faiss is an ImportError, not a log line).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from collections.abc import Mapping
@@ -22,9 +22,8 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-from streamrec.core.errors import StreamRecError
+from streamrec.core.settings import load_settings
 
-FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 QUIET = {"faiss.loader": logging.WARNING, "httpx": logging.WARNING, "httpcore": logging.WARNING}
@@ -51,11 +50,8 @@ class _JsonUtcFormatter(JsonFormatter):
 
 
 def log_format(env: Mapping[str, str] | None = None) -> str:
-    """`text` or `json` from STREAMREC_LOG_FORMAT; anything else is an error naming the variable."""
-    value = (env if env is not None else os.environ).get("STREAMREC_LOG_FORMAT", "text").strip().lower() or "text"
-    if value not in FORMATS:
-        raise StreamRecError(f"STREAMREC_LOG_FORMAT={value!r}: expected text or json")
-    return value
+    """`text` or `json`: the effective `log_format` setting (STREAMREC_LOG_FORMAT, streamrec.toml, default)."""
+    return load_settings(env).log_format
 
 
 def formatter(fmt: str) -> logging.Formatter:
@@ -66,12 +62,12 @@ def formatter(fmt: str) -> logging.Formatter:
 
 
 def configure_logging(env: Mapping[str, str] | None = None) -> str:
-    """Route every logger to one stderr handler in the chosen format; returns the format. Idempotent."""
-    env = env if env is not None else os.environ
-    fmt = log_format(env)
-    level = env.get("STREAMREC_LOG_LEVEL", "INFO").strip().upper() or "INFO"
-    if level not in logging.getLevelNamesMapping():
-        raise StreamRecError(f"STREAMREC_LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
+    """Route every logger to one stderr handler in the chosen format; returns the format. Idempotent.
+
+    A bad STREAMREC_LOG_FORMAT or STREAMREC_LOG_LEVEL is a StreamRecError naming the variable.
+    """
+    settings = load_settings(env)
+    fmt, level = settings.log_format, settings.log_level
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(fmt))
     handler.set_name("streamrec")

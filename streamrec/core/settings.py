@@ -103,6 +103,10 @@ class StreamRecSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     log_fsync: Literal["interval", "always", "off"] = "interval"
     log_fsync_interval_ms: Annotated[int, Meta(ge=1, le=60_000)] = 50
     serve_pure_python: bool = False  # asyncio + h11 instead of uvloop + httptools (to compare the stacks)
+    access_log: bool = False  # one uvicorn.access line per request (off: /metrics and the logs count them)
+    # logging (streamrec.core.logging_setup): one format for the CLI, the API, uvicorn and dbt runs
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Spark (profiles.yml reads these through the environment `streamrec spark build` passes to dbt)
     spark_master: str = "local[*]"
     spark_driver_memory: str = "4g"
