@@ -96,25 +96,36 @@ class Metrics:
             registry=self.registry,
         )
         self._bound = False
+        # Label children by label values: `.labels()` validates and locks on every call (twice the cost per
+        # request, bench/metrics_overhead.py); a dict lookup does not. Racing inserts store the same child.
+        self._children: dict[tuple[str, ...], Any] = {}
 
     def inc(self, name: str, labels: tuple[tuple[str, str], ...] = (), value: float = 1.0) -> None:
         """Add `value` to the counter `name`: streamrec_impressions_logged_total or streamrec_events_logged_total."""
-        counter = {
-            "streamrec_impressions_logged_total": self._impressions,
-            "streamrec_events_logged_total": self._events,
-        }[name]
-        (counter.labels(**dict(labels)) if labels else counter).inc(value)
+        if name == "streamrec_events_logged_total" and not labels:
+            self._events.inc(value)
+            return
+        if name != "streamrec_impressions_logged_total":
+            raise KeyError(name)
+        self._child(self._impressions, "impressions", *(v for _, v in labels)).inc(value)
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         """Record one HTTP request."""
-        self._requests.labels(endpoint, method, str(status)).inc()
-        self._latency.labels(endpoint).observe(seconds)
+        self._child(self._requests, "requests", endpoint, method, str(status)).inc()
+        self._child(self._latency, "latency", endpoint).observe(seconds)
         if status >= 500:
-            self._errors.labels(endpoint).inc()
+            self._child(self._errors, "errors", endpoint).inc()
 
     def observe_pipeline(self, policy: str, seconds: float) -> None:
         """Record the in-process recommendation time (features, towers, FAISS, ranker, re-rank, exploration)."""
-        self._pipeline.labels(policy).observe(seconds)
+        self._child(self._pipeline, "pipeline", policy).observe(seconds)
+
+    def _child(self, metric: Any, name: str, *values: str) -> Any:
+        key = (name, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def bind_serving(self, services: Any) -> None:
         """Add the scrape-time collectors that read `services` (api.services.container.Services); once per registry."""

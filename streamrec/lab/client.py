@@ -93,7 +93,7 @@ class Client:
 
     # -- online features -------------------------------------------------------------------------------
     def _active(self) -> Any:
-        from streamrec.api.services.bundle_state import read_active
+        from streamrec.api.services.serving_bundle import read_active
 
         pointer = read_active(self.settings.artifacts_dir)
         if pointer is None:
@@ -186,7 +186,7 @@ class Client:
         )
 
     def _serving_bundle(self) -> Any:
-        from streamrec.api.services.bundle_state import load_serving_bundle
+        from streamrec.api.services.serving_bundle import load_serving_bundle
 
         pointer = self._active()
         if self._bundle is None or self._bundle.version != pointer.version:
