@@ -29,10 +29,11 @@ from streamrec.errors import StreamRecError
 
 # Measured on the reference machine (2 cores, shared: load average ~8 from other jobs while measured) with
 # `python -m models_ml.ease --sizes 2000 5000 10000 15000`, 20,000 users * 50 interactions, fresh process each:
-#   2,000 items 1.7 s 0.23 GiB; 5,000 items 6.3 s 0.72 GiB; 10,000 items 125 s 2.25 GiB peak resident.
-# Time grows as n³ (Cholesky + inverse) and memory as ~12-20·n² bytes, so 15,000 items cost ~7 minutes and
-# ~5 GiB and 20,000 ~17 minutes and ~9 GiB on this machine. 15,000 keeps a fit within a training job's budget
-# (minutes, a fifth of the memory); above it the two-tower and item-to-item sources serve the catalogue.
+#   2,000 items 1.7 s 0.23 GiB; 5,000 items 6.3 s 0.72 GiB; 10,000 items 125 s 2.25 GiB;
+#   15,000 items 266 s 4.72 GiB peak resident.
+# Time grows as n³ (Cholesky + inverse) and memory with n² (~21 bytes per item pair at 15,000), so 20,000 items
+# would cost ~10 minutes and ~8.4 GiB, 30,000 ~35 minutes and ~19 GiB (most of the machine). 15,000 keeps a fit
+# within a training job's budget (minutes, a fifth of the memory); above it the other candidate sources serve.
 MAX_EASE_ITEMS = 15_000
 PEAK_BYTES_PER_ITEM_SQUARED = 12  # float64 Gram matrix (8) + float32 weights (4)
 _BLOCK = 1024  # columns normalised at a time (bounds the temporary copies to n x 1024)
