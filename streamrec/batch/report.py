@@ -4,7 +4,8 @@ Everything is read from the published warehouse through one read-only connection
 (`evaluation.scorecard`) and the evaluation models behind its plots, the request latencies in
 `ops.impressions`, and, when `streamrec simulate` has run, the simulator's true effect
 (`truth.simulation_runs`) so the SQL estimate's interval can be checked against the truth
-(COVERED / NOT COVERED). The report never judges anything itself: PASS / FAIL / INSUFFICIENT_DATA
+(COVERED / NOT COVERED), and the oracle page beside the served and holdout pages
+(`evaluation.simulation_oracle_lift`, docs/evaluation.md section 6). The report never judges anything itself: PASS / FAIL / INSUFFICIENT_DATA
 are the scorecard's (`docs/evaluation.md`), and `dbt build` already failed on a FAIL. The HTML embeds
 every figure as a base64 PNG and its CSS inline: one file to attach or archive.
 """
@@ -79,6 +80,7 @@ class ReportData:
     effects: list[dict[str, Any]] = field(default_factory=list)
     age_bands: list[dict[str, Any]] = field(default_factory=list)
     simulation: list[SimulationCheck] = field(default_factory=list)
+    oracle: dict[str, Any] | None = None  # evaluation.simulation_oracle_lift, latest run
 
     def metric(self, name: str) -> dict[str, Any] | None:
         """The scorecard row of one metric."""
@@ -136,6 +138,7 @@ def read_report_data(settings: Settings) -> ReportData:
         if version is not None:
             _read_version_data(con, data, version)
         data.simulation = _simulation_checks(con, data)
+        data.oracle = _oracle_lift(con)
     return data
 
 
@@ -244,6 +247,72 @@ def _simulation_checks(con: duckdb.DuckDBPyConnection, data: ReportData) -> list
     return checks
 
 
+def _oracle_lift(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    """The latest simulation run's oracle comparison (evaluation.simulation_oracle_lift), if any."""
+    if not _exists(con, "evaluation.simulation_oracle_lift"):
+        return None
+    rows = _rows(con, "select * from evaluation.simulation_oracle_lift where is_latest_run")
+    return rows[0] if rows else None
+
+
+# (label, column prefix) of the pages the oracle section compares, best first
+ORACLE_PAGES = (
+    ("oracle (top k by true relevance)", "oracle"),
+    ("personalised (served policy)", "personalized"),
+    ("holdout (popularity)", "holdout"),
+)
+
+
+def oracle_share_line(oracle: dict[str, Any]) -> str:
+    """One sentence: the share of the oracle's lift over popularity that the served policy captured."""
+    share = oracle["oracle_lift_share_ratio"]
+    shown = "n/a (no lift over popularity)" if share is None else f"{share:.1%}"
+    return (
+        f"Personalisation captured {shown} of the oracle's lift over popularity "
+        f"({_number(oracle['oracle_lift_engagement_rate'])} engagement rate available, "
+        f"{oracle['causal_user_count']:,} causal users, run {oracle['simulation_run_id']})."
+    )
+
+
+def oracle_table(oracle: dict[str, Any]) -> Table:
+    """Oracle, served and holdout pages valued by the ground truth (expected, over the causal users)."""
+    table = Table(
+        "page",
+        "engaged slots / page",
+        "engagement rate",
+        "watch s / user",
+        title="Against the best possible page (ground truth)",
+        title_justify="left",
+    )
+    for label, prefix in ORACLE_PAGES:
+        table.add_row(
+            label,
+            _number(oracle[f"{prefix}_engaged_slots_per_page"], 2),
+            _number(oracle[f"{prefix}_engagement_rate"]),
+            _number(oracle[f"{prefix}_watch_seconds"], 1),
+        )
+    return table
+
+
+def _oracle_html(oracle: dict[str, Any] | None) -> str:
+    if oracle is None:
+        return ""
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(label)}</td><td class='num'>{e(_number(oracle[f'{prefix}_engaged_slots_per_page'], 2))}</td>"
+        f"<td class='num'>{e(_number(oracle[f'{prefix}_engagement_rate']))}</td>"
+        f"<td class='num'>{e(_number(oracle[f'{prefix}_watch_seconds'], 1))}</td></tr>"
+        for label, prefix in ORACLE_PAGES
+    )
+    return (
+        "<h2 id='oracle'>Against the best possible page</h2>"
+        "<p>The simulator values, with the ground truth, the oracle page (the top k servable items by true "
+        "relevance) beside the served and the holdout pages (evaluation.simulation_oracle_lift).</p>"
+        "<table><tr><th>page</th><th>engaged slots / page</th><th>engagement rate</th><th>watch s / user</th></tr>"
+        f"{rows}</table><p class='oracle-share'>{e(oracle_share_line(oracle))}</p>"
+    )
+
+
 def _decimals(*values: float | None) -> int:
     finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
     return 1 if finite and max(finite) >= 100 else 4
@@ -330,6 +399,9 @@ def print_report(data: ReportData, console: Console) -> None:
         console.print(simulation_table(data.simulation))
         if data.simulation[0].note:
             console.print(f"note: {data.simulation[0].note}", highlight=False)
+    if data.oracle is not None:
+        console.print(oracle_table(data.oracle))
+        console.print(oracle_share_line(data.oracle), highlight=False)
 
 
 def figures(data: ReportData) -> list[tuple[str, str, bytes]]:
@@ -433,7 +505,7 @@ def render_html(data: ReportData, figure_list: list[tuple[str, str, bytes]]) -> 
         "Definitions: docs/evaluation.md.</p>"
         "<h2>Scorecard</h2><table><tr><th>metric</th><th>value</th><th>95% CI</th><th>threshold</th>"
         f"<th>n / min</th><th>status</th><th>summary</th></tr>{rows}</table>"
-        f"{simulation}<h2>Figures</h2>{figs}</body></html>"
+        f"{simulation}{_oracle_html(data.oracle)}<h2>Figures</h2>{figs}</body></html>"
     )
 
 

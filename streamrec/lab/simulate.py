@@ -31,6 +31,14 @@ holdout user is computed in this process by the API's own `Recommender` on the s
 fed with every page the API serves, as the API does). The truth is written AFTER the traffic, with
 the writer lock, to `truth.simulation_runs`, `truth.simulation_outcomes` (per user) and
 `truth.simulation_requests` (per request). The API never opens the warehouse, so nothing conflicts.
+
+The oracle: for every request the simulator also values the best page it could have served, the
+top k servable items (the serving bundle's catalogue) by true relevance, in relevance order (with
+examination falling with the slot, that order maximises the expected engaged slots). Next to the
+served and holdout pages it gives the share of the oracle's lift over popularity that personalisation
+captured, (personalised - holdout) / (oracle - holdout) over the causal users: 0 means no better than
+popularity, 1 means as good as the truth allows. Stored per user in `truth.simulation_outcomes`, per
+request in `truth.simulation_requests` and per run in `truth.simulation_oracle`.
 """
 
 from __future__ import annotations
@@ -81,6 +89,19 @@ TRUTH_SQL = {
             expected_engaged_slots_served DOUBLE, expected_engaged_slots_counterfactual DOUBLE,
             expected_watch_seconds_served DOUBLE, expected_watch_seconds_counterfactual DOUBLE,
             engaged_slots INTEGER, events_posted INTEGER, primary key (run_id, request_id))""",
+    "simulation_oracle": """
+        create table if not exists truth.simulation_oracle (
+            run_id VARCHAR primary key, model_versions VARCHAR, causal_users BIGINT, causal_requests BIGINT,
+            page_size DOUBLE, engaged_slots_per_page_oracle DOUBLE, engaged_slots_per_page_personalized DOUBLE,
+            engaged_slots_per_page_holdout DOUBLE, engagement_rate_oracle DOUBLE,
+            engagement_rate_personalized DOUBLE, engagement_rate_holdout DOUBLE, watch_seconds_oracle DOUBLE,
+            watch_seconds_personalized DOUBLE, watch_seconds_holdout DOUBLE, oracle_lift_engagement_rate DOUBLE,
+            oracle_share_engagement DOUBLE)""",
+}
+# Columns added to tables an older simulator created without them (a warehouse keeps its truth tables).
+TRUTH_ADDED_COLUMNS = {
+    "simulation_outcomes": ("expected_engagement_oracle DOUBLE", "expected_watch_seconds_oracle DOUBLE"),
+    "simulation_requests": ("expected_engaged_slots_oracle DOUBLE", "expected_watch_seconds_oracle DOUBLE"),
 }
 
 
@@ -98,17 +119,20 @@ class SimulationSummary:
     true_ate_engagement_rate: float | None
     true_ate_watch_seconds: float | None
     seconds: float
+    oracle_share_engagement: float | None = None
 
     def __str__(self) -> str:
         arms = ", ".join(f"{arm} {n}" for arm, n in sorted(self.arm_users.items()))
         ate = "n/a" if self.true_ate_engagement_rate is None else f"{self.true_ate_engagement_rate:+.4f}"
         watch = "n/a" if self.true_ate_watch_seconds is None else f"{self.true_ate_watch_seconds:+.1f} s"
+        share = "n/a" if self.oracle_share_engagement is None else f"{self.oracle_share_engagement:.1%}"
         return (
             f"simulation {self.run_id}: {self.requests:,} requests from {self.users:,} users ({arms}) in "
             f"{self.seconds:.1f} s ({self.requests / max(self.seconds, 1e-9):.0f} req/s), "
             f"{self.events_posted:,} events posted, {self.organic_events:,} organic events logged; "
             f"version {', '.join(self.model_versions)}; true ATE engagement rate {ate}, watch seconds {watch} "
-            f"(truth.simulation_runs). Next: `streamrec ingest`, `streamrec build --select evaluation`, "
+            f"(truth.simulation_runs); share of the oracle's lift over popularity captured {share} "
+            f"(truth.simulation_oracle). Next: `streamrec ingest`, `streamrec build --select evaluation`, "
             f"`streamrec report`."
         )
 
@@ -139,6 +163,8 @@ class _RequestResult:
     expected_watch_counterfactual: float | None
     engaged_slots: int
     watch_seconds: float
+    expected_engaged_oracle: float = 0.0  # the best page for this user (top-k servable by true relevance)
+    expected_watch_oracle: float = 0.0
     events: list[dict] = field(default_factory=list)
     organic: list[tuple[int, str, float, datetime]] = field(default_factory=list)  # item, type, watch, ts
 
@@ -347,6 +373,47 @@ class _Behaviour:
         return plays
 
 
+class Oracle:
+    """The best page the truth allows: the top-k servable items by true relevance, most relevant first.
+
+    Examination falls with the slot, so among pages of k items the relevance-sorted top k maximises the
+    expected engaged slots (rearrangement inequality). Servable = in the serving bundle's catalogue (and
+    in the truth); pages are cached per (catalogue, user, k) because relevance does not change in a run.
+    """
+
+    def __init__(self, truth: GroundTruth) -> None:
+        self.truth = truth
+        self._catalogues: dict[str, np.ndarray] = {}
+        self._pages: dict[tuple[str, int, int], np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def set_catalogue(self, key: str, item_ids: np.ndarray) -> None:
+        """Register the servable items of one catalogue (a bundle version); unknown to the truth are dropped."""
+        items = np.asarray(item_ids, dtype=np.int64)
+        with self._lock:
+            self._catalogues[key] = np.unique(items[np.isin(items, self.truth.item_ids)])
+
+    def has_catalogue(self, key: str) -> bool:
+        """Whether `set_catalogue(key, ...)` ran."""
+        return key in self._catalogues
+
+    def page(self, key: str, user_id: int, k: int) -> np.ndarray:
+        """Item ids of the oracle page of `user_id` (k slots, or fewer if the catalogue is smaller)."""
+        cache_key = (key, int(user_id), int(k))
+        with self._lock:
+            cached = self._pages.get(cache_key)
+            items = self._catalogues[key]
+        if cached is not None:
+            return cached
+        relevance = self.truth.relevance(np.full(items.size, user_id, dtype=np.int64), items)
+        k = min(k, items.size)
+        top = np.argpartition(-relevance, k - 1)[:k] if k else np.empty(0, dtype=np.int64)
+        page = items[top[np.argsort(-relevance[top], kind="stable")]]
+        with self._lock:
+            self._pages[cache_key] = page
+        return page
+
+
 def _event(request_id: str, item_id: int, event_type: str, watch_seconds: float, ts: datetime) -> dict:
     return {
         "request_id": request_id,
@@ -371,6 +438,7 @@ class _Driver:
     ) -> None:
         self.url = url
         self.behaviour = _Behaviour(world)
+        self.oracle = Oracle(world.truth)
         self.counterfactuals = counterfactuals
         self.seed = seed
         self.k = k
@@ -417,6 +485,9 @@ class _Driver:
         engaged_served, watch_served = self.behaviour.expectations(user, items)
         other = self.counterfactuals.counterfactual_items(version, user, policy, len(items))
         engaged_other, watch_other = (None, None) if other is None else self.behaviour.expectations(user, other)
+        if not self.oracle.has_catalogue(version):
+            self.oracle.set_catalogue(version, self.counterfactuals.bundle(version).item_ids)
+        engaged_oracle, watch_oracle = self.behaviour.expectations(user, self.oracle.page(version, user, len(items)))
         now = datetime.now(UTC).replace(tzinfo=None)
         events, engaged, watched = self.behaviour.slate_events(rng, body["request_id"], user, items, now)
         return _RequestResult(
@@ -431,6 +502,8 @@ class _Driver:
             expected_watch_counterfactual=watch_other,
             engaged_slots=engaged,
             watch_seconds=watched,
+            expected_engaged_oracle=engaged_oracle,
+            expected_watch_oracle=watch_oracle,
             events=events,
             organic=self.behaviour.organic_plays(rng, user, now),
         )
@@ -462,6 +535,7 @@ def user_outcomes(results: list[_RequestResult]) -> list[dict]:
     Matches `online_causal_effects`: a user's engagement rate is engaged slots / slots served under the
     policy, so its expectation is the mean over those slots of P(engaged); watch seconds are summed
     over the user's requests (organic watch is the same under both arms and cancels in the effect).
+    The oracle's (the best page the truth allows, same slots) is there for every arm.
     """
     groups: dict[tuple[int, str, str], list[_RequestResult]] = defaultdict(list)
     for result in results:
@@ -487,6 +561,8 @@ def user_outcomes(results: list[_RequestResult]) -> list[dict]:
                 "expected_engagement_holdout": None if holdout[0] is None else holdout[0] / slots,
                 "expected_watch_seconds_personalized": personalised[1],
                 "expected_watch_seconds_holdout": holdout[1],
+                "expected_engagement_oracle": sum(r.expected_engaged_oracle for r in requests) / slots,
+                "expected_watch_seconds_oracle": sum(r.expected_watch_oracle for r in requests),
                 "engaged_slots": sum(r.engaged_slots for r in requests),
                 "watch_seconds": sum(r.watch_seconds for r in requests),
                 "organic_watch_seconds": sum(p[2] for r in requests for p in r.organic),
@@ -503,6 +579,45 @@ def true_effects(outcomes: list[dict]) -> tuple[float | None, float | None]:
     rate = [o["expected_engagement_personalized"] - o["expected_engagement_holdout"] for o in causal]
     watch = [o["expected_watch_seconds_personalized"] - o["expected_watch_seconds_holdout"] for o in causal]
     return float(np.mean(rate)), float(np.mean(watch))
+
+
+def oracle_summary(outcomes: list[dict], results: list[_RequestResult]) -> dict:
+    """The oracle against the served and holdout pages over the causal users (those with both arms' values).
+
+    Rates and watch seconds are means over users, as in `true_effects`, so the share's numerator is the
+    true ATE: share = (personalised - holdout) / (oracle - holdout) of the per-slot engagement rate.
+    Engaged slots per page are means over the same users' requests. None where no causal user exists
+    or the oracle is no better than popularity (no lift to share).
+    """
+    causal = [o for o in outcomes if o["arm"] in CAUSAL_ARMS and o["expected_engagement_holdout"] is not None]
+    users = {(o["user_id"], o["arm"], o["model_version"]) for o in causal}
+    requests = [r for r in results if (r.user_id, r.policy, r.model_version) in users]
+    row: dict = {"causal_users": len(causal), "causal_requests": len(requests)}
+    if not causal:
+        return row
+
+    def mean(values: list[float]) -> float:
+        return float(np.mean(values))
+
+    served = {"personalized": [], "holdout": []}  # engaged slots per page under each arm
+    for r in requests:
+        other = r.expected_engaged_counterfactual
+        served[r.policy].append(r.expected_engaged_served)
+        served["holdout" if r.policy == "personalized" else "personalized"].append(other)
+    row |= {
+        "page_size": mean([r.slots for r in requests]),
+        "engaged_slots_per_page_oracle": mean([r.expected_engaged_oracle for r in requests]),
+        "engaged_slots_per_page_personalized": mean(served["personalized"]),
+        "engaged_slots_per_page_holdout": mean(served["holdout"]),
+    }
+    for name in ("oracle", "personalized", "holdout"):
+        row[f"engagement_rate_{name}"] = mean([o[f"expected_engagement_{name}"] for o in causal])
+        row[f"watch_seconds_{name}"] = mean([o[f"expected_watch_seconds_{name}"] for o in causal])
+    lift = row["engagement_rate_oracle"] - row["engagement_rate_holdout"]
+    row["oracle_lift_engagement_rate"] = lift
+    gained = row["engagement_rate_personalized"] - row["engagement_rate_holdout"]
+    row["oracle_share_engagement"] = gained / lift if lift > 1e-12 else None
+    return row
 
 
 def _write_organic(settings: Settings, run_id: str, results: list[_RequestResult]) -> int:
@@ -530,8 +645,10 @@ def _write_organic(settings: Settings, run_id: str, results: list[_RequestResult
     return len(records)
 
 
-def _write_truth(settings: Settings, run: dict, outcomes: list[dict], results: list[_RequestResult]) -> None:
-    """The run, per-user and per-request truth in one transaction (after the traffic)."""
+def _write_truth(
+    settings: Settings, run: dict, outcomes: list[dict], results: list[_RequestResult], oracle: dict
+) -> None:
+    """The run, per-user, per-request and oracle truth in one transaction (after the traffic)."""
     requests = {
         "run_id": [run["run_id"]] * len(results),
         "request_id": [r.request_id for r in results],
@@ -545,18 +662,26 @@ def _write_truth(settings: Settings, run: dict, outcomes: list[dict], results: l
         "expected_watch_seconds_counterfactual": [r.expected_watch_counterfactual for r in results],
         "engaged_slots": [r.engaged_slots for r in results],
         "events_posted": [len(r.events) for r in results],
+        "expected_engaged_slots_oracle": [r.expected_engaged_oracle for r in results],
+        "expected_watch_seconds_oracle": [r.expected_watch_oracle for r in results],
     }
     users = {"run_id": [run["run_id"]] * len(outcomes)} | {name: [o[name] for o in outcomes] for name in outcomes[0]}
     with connect(settings) as con, transaction(con):
         con.execute("create schema if not exists truth")
         for sql in TRUTH_SQL.values():
             con.execute(sql)
+        for table, columns in TRUTH_ADDED_COLUMNS.items():
+            for column in columns:
+                con.execute(f"alter table truth.{table} add column if not exists {column}")
         con.register("run_rows", pa.Table.from_pylist([run]))
         con.execute("insert into truth.simulation_runs by name select * from run_rows")
         con.register("user_rows", pa.table(users))
         con.execute("insert into truth.simulation_outcomes by name select * from user_rows")
         con.register("request_rows", pa.table(requests))
         con.execute("insert into truth.simulation_requests by name select * from request_rows")
+        oracle_row = {"run_id": run["run_id"], "model_versions": run["model_versions"]} | oracle
+        con.register("oracle_rows", pa.Table.from_pylist([oracle_row]))
+        con.execute("insert into truth.simulation_oracle by name select * from oracle_rows")
 
 
 def simulate(
@@ -592,6 +717,7 @@ def simulate(
     organic = _write_organic(settings, run_id, results)
     outcomes = user_outcomes(results)
     ate_rate, ate_watch = true_effects(outcomes)
+    oracle = oracle_summary(outcomes, results)
     arm_users: dict[str, int] = defaultdict(int)
     for outcome in outcomes:
         arm_users[outcome["arm"]] += 1
@@ -614,7 +740,7 @@ def simulate(
         "organic_events": organic,
         "notes": f"k={k}, concurrency={concurrency}",
     }
-    _write_truth(settings, run, outcomes, results)
+    _write_truth(settings, run, outcomes, results, oracle)
     return SimulationSummary(
         run_id=run_id,
         requests=len(results),
@@ -626,4 +752,5 @@ def simulate(
         true_ate_engagement_rate=ate_rate,
         true_ate_watch_seconds=ate_watch,
         seconds=seconds,
+        oracle_share_engagement=oracle.get("oracle_share_engagement"),
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from streamrec.batch.report import ORACLE_PAGES
 from streamrec.core.settings import DBT_PROJECT_DIR, Settings
 from streamrec.core.warehouse import connect, fetchall
 from tests.integration.test_simulate import build_simulated_home
@@ -120,3 +121,23 @@ def test_simulation_check_is_not_comparable_when_the_run_served_another_version(
     lines = [line for line in completed.stdout.splitlines() if line.startswith("│ ate_")]
     assert len(lines) == 2 and all("NOT COMPARABLE" in line for line in lines)
     assert "another-version" in completed.stdout
+
+
+def test_report_shows_the_oracle_against_the_served_and_holdout_pages(report_home: Path, tmp_path: Path) -> None:
+    target = tmp_path / "oracle.html"
+    completed = run_report(report_home, "--html", str(target))
+    assert completed.returncode == 0, completed.stderr
+    with connect(Settings(home=report_home), read_only=True) as con:
+        share, oracle, personalised, holdout = fetchall(
+            con,
+            "select oracle_lift_share_ratio, oracle_engaged_slots_per_page, personalized_engaged_slots_per_page, "
+            "holdout_engaged_slots_per_page from evaluation.simulation_oracle_lift where is_latest_run",
+        )[0]
+    out = completed.stdout
+    assert "Against the best possible page" in out
+    assert f"captured {share:.1%} of the oracle's lift over popularity" in out
+    rows = {prefix: next(line for line in out.splitlines() if label in line) for label, prefix in ORACLE_PAGES}
+    assert f"{oracle:.2f}" in rows["oracle"] and f"{holdout:.2f}" in rows["holdout"]
+    assert f"{personalised:.2f}" in rows["personalized"]
+    document = target.read_text()
+    assert "<h2 id='oracle'>" in document and f"captured {share:.1%}" in document

@@ -193,6 +193,57 @@ def test_sql_estimate_agrees_with_the_true_ate(simulated: tuple[Settings, dict])
         assert abs(effect - summary[key]) <= 3.3 * standard_error, (name, effect, low, high, summary[key])
 
 
+def test_oracle_page_is_valued_from_the_truth_and_bounds_every_served_page(simulated: tuple[Settings, dict]) -> None:
+    settings, summary = simulated
+    with connect(settings, read_only=True) as con:
+        truth = load_truth(con)
+        requests = fetchall(
+            con,
+            "select user_id, slots, expected_engaged_slots_served, expected_engaged_slots_counterfactual, "
+            "expected_engaged_slots_oracle from truth.simulation_requests where run_id = ?",
+            [summary["run_id"]],
+        )
+        oracle = dict(
+            zip(
+                [d[0] for d in con.execute("select * from truth.simulation_oracle limit 0").description],
+                fetchall(con, "select * from truth.simulation_oracle where run_id = ?", [summary["run_id"]])[0],
+                strict=True,
+            )
+        )
+        outcomes = fetchall(
+            con,
+            "select arm, expected_engagement_personalized, expected_engagement_holdout, expected_engagement_oracle "
+            "from truth.simulation_outcomes where run_id = ? and arm in ('personalized', 'holdout')",
+            [summary["run_id"]],
+        )
+        lifted = fetchall(
+            con,
+            "select oracle_lift_share_ratio, oracle_engaged_slots_per_page, is_latest_run "
+            "from evaluation.simulation_oracle_lift where simulation_run_id = ?",
+            [summary["run_id"]],
+        )
+        catalogue = np.array([r[0] for r in fetchall(con, "select item_id from raw.items")], dtype=np.int64)
+    # independently: the best page of k servable items is the k most relevant in relevance order
+    user, slots, served, _, oracle_value = requests[0]
+    relevance = np.sort(truth.relevance(np.full(catalogue.size, user, dtype=np.int64), catalogue))[::-1][:slots]
+    exam = truth.examination_probability(np.arange(1, slots + 1, dtype=np.float64), slots)
+    assert oracle_value == pytest.approx(float((exam * relevance).sum()), rel=1e-9)
+    for _, _, served, other, best in requests:  # no page the API or its counterfactual served beats it
+        assert served <= best + 1e-9 and (other is None or other <= best + 1e-9)
+    personalised = float(np.mean([o[1] for o in outcomes]))
+    holdout = float(np.mean([o[2] for o in outcomes]))
+    best = float(np.mean([o[3] for o in outcomes]))
+    share = (personalised - holdout) / (best - holdout)
+    assert oracle["causal_users"] == len(outcomes)
+    assert oracle["oracle_share_engagement"] == pytest.approx(share, rel=1e-9)
+    assert oracle["engagement_rate_personalized"] - oracle["engagement_rate_holdout"] == pytest.approx(
+        summary["true_ate_engagement_rate"], abs=1e-12
+    )  # the share's numerator is the true ATE
+    assert share < 1.0 and best > holdout
+    assert lifted == [(pytest.approx(share, rel=1e-9), pytest.approx(oracle["engaged_slots_per_page_oracle"]), True)]
+    assert "share of the oracle's lift" in summary["text"]
+
+
 def test_simulator_refuses_a_non_loopback_url_before_anything(settings: Settings) -> None:
     with pytest.raises(StreamRecError, match="loopback"):
         simulate(settings, url="http://example.com:8000", requests=10)
