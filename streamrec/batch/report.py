@@ -5,9 +5,10 @@ Everything is read from the published warehouse through one read-only connection
 `ops.impressions`, and, when `streamrec simulate` has run, the simulator's true effect
 (`truth.simulation_runs`) so the SQL estimate's interval can be checked against the truth
 (COVERED / NOT COVERED), and the oracle page beside the served and holdout pages
-(`evaluation.simulation_oracle_lift`, docs/evaluation.md section 6). The report never judges anything itself: PASS / FAIL / INSUFFICIENT_DATA
-are the scorecard's (`docs/evaluation.md`), and `dbt build` already failed on a FAIL. The HTML embeds
-every figure as a base64 PNG and its CSS inline: one file to attach or archive.
+(`evaluation.simulation_oracle_lift`, docs/evaluation.md section 6). The report never judges anything
+itself: PASS / FAIL / INSUFFICIENT_DATA are the scorecard's (`docs/evaluation.md`), and `dbt build`
+already failed on a FAIL. The HTML embeds every figure as a base64 PNG and its CSS inline: one file to
+attach or archive.
 """
 
 from __future__ import annotations
