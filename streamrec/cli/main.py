@@ -350,6 +350,9 @@ def sql(
 def demo(
     users: Annotated[int, typer.Option(min=1)] = 2_000,
     items: Annotated[int, typer.Option(min=1)] = 1_000,
+    interactions_per_user: Annotated[
+        int | None, typer.Option(min=1, help="History per user (default: the demo's, docs/data.md)")
+    ] = None,
 ) -> None:
     """The whole loop on a demo-sized dataset, in 12 steps (streamrec/lab/demo.py):
 
@@ -367,9 +370,10 @@ def demo(
     11. evaluation in SQL: causal effect, off-policy, fairness, skew, thresholds
     12. the scorecard
     """
-    from streamrec.lab.demo import run_demo
+    from streamrec.lab.demo import DEMO_INTERACTIONS_PER_USER, run_demo
 
-    run_demo(_settings(), users=users, items=items)
+    per_user = DEMO_INTERACTIONS_PER_USER if interactions_per_user is None else interactions_per_user
+    run_demo(_settings(), users=users, items=items, interactions_per_user=per_user)
 
 
 @app.command()

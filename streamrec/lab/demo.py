@@ -26,13 +26,22 @@ console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
 WARN_ONLY = {"evaluation_threshold_severity": "warn"}
 # A larger holdout than production's 5% so the demo's few thousand requests give both arms enough users.
 DEMO_HOLDOUT_SHARE = 0.2
+# Interactions per user of the demo world (the generator's default is 40). docs/data.md, "Demo size", says
+# why: more history per user is what lets any model learn the world, within `make demo`'s three minutes.
+DEMO_INTERACTIONS_PER_USER = 40
 
 
 def _step(title: str) -> None:
     console.rule(f"[bold]{title}")
 
 
-def run_demo(settings: Settings, users: int = 2_000, items: int = 1_000, requests: int = 3_000) -> None:
+def run_demo(
+    settings: Settings,
+    users: int = 2_000,
+    items: int = 1_000,
+    requests: int = 3_000,
+    interactions_per_user: int = DEMO_INTERACTIONS_PER_USER,
+) -> None:
     """Run every stage in order on a fresh STREAMREC_HOME; raise StreamRecError at the first failure."""
     from streamrec.batch.build import build
     from streamrec.batch.ingest import ingest_logs
@@ -48,7 +57,9 @@ def run_demo(settings: Settings, users: int = 2_000, items: int = 1_000, request
     _step("1. init: alembic upgrade head")
     console.print(f"migration {init_db(settings)} in {settings.warehouse_path}")
     _step("2. generate synthetic StreamRec data")
-    console.print(generate(settings, users=users, items=items, days=60, seed=7))
+    console.print(
+        generate(settings, users=users, items=items, days=60, seed=7, interactions=users * interactions_per_user)
+    )
     _step("3. dbt build: staging, contract-enforced features, training table, tests")
     build(settings, variables=WARN_ONLY)  # a re-run evaluates the last run's impressions: thresholds warn here
     _step("4. reference capture: distributions the PSI test compares against")
