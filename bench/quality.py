@@ -6,11 +6,11 @@ Run (from the repo root):
 
 **MovieLens-100K** follows bench/movielens_protocol.py (RecBole's protocol: per-user random 80/10/10,
 full-catalogue ranking, history masked, Recall/NDCG/Hit@10); each seed is a different split and model
-seed. Policies: popularity; EASE (`models_ml.ease`, L2 chosen on valid NDCG@10); BPR-MF (RecBole's
+seed. Policies: popularity; EASE (`streamrec.models_ml.ease`, L2 chosen on valid NDCG@10); BPR-MF (RecBole's
 configuration, early-stopped on valid); ALS (the `implicit` library, factors / regularisation / alpha
-chosen on valid); the two-tower alone (`models_ml.model.TwoTower`, temperature chosen on valid); and the
+chosen on valid); the two-tower alone (`streamrec.models_ml.model.TwoTower`, temperature chosen on valid); and the
 full pipeline: the split's training interactions loaded into a fresh warehouse as MovieLens
-(`streamrec load movielens`), `streamrec build`, then the training entry point `models_ml.train.train`,
+(`streamrec load movielens`), `streamrec build`, then the training entry point `streamrec.models_ml.train.train`,
 and every user ranked by the API's own `Recommender.candidates` on the bundle it produced (whatever
 candidate sources and ranker the bundle has). The protocol masks history, the API does not: the
 pipeline's candidate depth is raised by the longest history so that at least 500 unseen candidates
@@ -18,7 +18,7 @@ reach the ranker, and seen items are dropped from its ranking.
 
 **The demo world** is the synthetic world `streamrec demo` generates (2,000 users, 1,000 items, 60 days),
 one world per seed (generator seed, training seed). Every policy's top-10 page for every user the bundle
-knows is valued with the ground truth the world was generated from (`streamrec.truth`): expected engaged
+knows is valued with the ground truth the world was generated from (`streamrec.lab.truth`): expected engaged
 slots = Σ examination(slot) · relevance(user, item), as `streamrec simulate` values pages. The oracle is
 the top 10 servable items by true relevance; the share of the oracle's lift is (policy - popularity) /
 (oracle - popularity), popularity being the bundle's holdout page. Nothing is masked (the API does not
@@ -49,8 +49,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import movielens_protocol as mlp
 
-from models_ml.ease import ease_scores, fit_ease
-from streamrec.settings import Settings
+from streamrec.core.settings import Settings
+from streamrec.models_ml.ease import ease_scores, fit_ease
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -119,10 +119,10 @@ def pipeline_scores_movielens(data: mlp.Data, seed: int, work: Path, epochs: int
     Returns dense (users x items) scores: the ranked unseen candidates get descending scores, every other item
     -inf (so the protocol's masking and top-10 see exactly the pipeline's ranking), and a note.
     """
-    from models_ml.train import train
-    from streamrec.build import build
-    from streamrec.movielens import PREFIX, load_movielens
-    from streamrec.registry import init_db
+    from streamrec.batch.build import build
+    from streamrec.batch.migrate import init_db
+    from streamrec.batch.movielens import PREFIX, load_movielens
+    from streamrec.models_ml.train import train
 
     source = work / "ml-train"
     source.mkdir(parents=True, exist_ok=True)
@@ -152,10 +152,10 @@ def rank_with_bundle(
     With `history` (users x items bool, the protocol's mask), the candidate depth is raised by the longest
     history so that at least RETRIEVAL_DEPTH unseen candidates are ranked.
     """
-    from api.config import ApiSettings
-    from api.services.bundle_state import load_serving_bundle
-    from api.services.fairness import ExposureTracker
-    from api.services.recommender import Recommender
+    from streamrec.api.config import ApiSettings
+    from streamrec.api.services.bundle_state import load_serving_bundle
+    from streamrec.api.services.fairness import ExposureTracker
+    from streamrec.api.services.recommender import Recommender
 
     bundle = load_serving_bundle(settings.artifacts_dir / version, expected_version=version)
     depth = RETRIEVAL_DEPTH + (int(history.sum(1).max()) if history is not None else 0)
@@ -251,17 +251,17 @@ def top_pages(scores: np.ndarray, item_ids: np.ndarray, k: int = K) -> np.ndarra
 
 def run_world(seed: int, interactions_per_user: int, work: Path, epochs: int = 3) -> dict[str, dict[str, float]]:
     """Generate the demo world with `seed`, build, train, and value every policy's pages with the truth."""
-    from api.config import ApiSettings
-    from api.services.bundle_state import load_serving_bundle
-    from api.services.fairness import ExposureTracker
-    from api.services.recommender import Recommender
-    from models_ml.train import train
-    from streamrec.build import build
-    from streamrec.generate import generate
-    from streamrec.registry import init_db
-    from streamrec.simulate import Oracle
-    from streamrec.truth import load_truth
-    from streamrec.warehouse import connect, fetchall
+    from streamrec.api.config import ApiSettings
+    from streamrec.api.services.bundle_state import load_serving_bundle
+    from streamrec.api.services.fairness import ExposureTracker
+    from streamrec.api.services.recommender import Recommender
+    from streamrec.batch.build import build
+    from streamrec.batch.migrate import init_db
+    from streamrec.core.warehouse import connect, fetchall
+    from streamrec.lab.generate import generate
+    from streamrec.lab.simulate import Oracle
+    from streamrec.lab.truth import load_truth
+    from streamrec.models_ml.train import train
 
     torch.set_num_threads(2)
     timings: dict[str, float] = {}
@@ -425,7 +425,7 @@ def main() -> None:
             results = {str(s): run_movielens(s, args.temperatures, work) for s in args.seeds}
             print(movielens_table(results))
         else:
-            from streamrec.demo import DEMO_INTERACTIONS_PER_USER
+            from streamrec.lab.demo import DEMO_INTERACTIONS_PER_USER
 
             per_user = args.interactions_per_user or DEMO_INTERACTIONS_PER_USER
             results = {str(s): run_world(s, per_user, work) for s in args.seeds}

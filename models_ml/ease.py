@@ -11,7 +11,7 @@ factorisation + inverse). `MAX_EASE_ITEMS` is the largest catalogue we fit on th
 machine (2 cores, 24 GiB shared with other jobs); `check_ease_size` refuses anything above it with a
 one-line message instead of swapping or running for an hour.
 
-Measured with `python -m models_ml.ease --sizes 2000 5000 10000 15000` (docs/benchmarks.md, "EASE fit
+Measured with `python -m streamrec.models_ml.ease --sizes 2000 5000 10000 15000` (docs/benchmarks.md, "EASE fit
 cost"): the fit time grows as n³ and the peak memory with n²; MAX_EASE_ITEMS's comment has the figures.
 """
 
@@ -25,10 +25,11 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from streamrec.errors import StreamRecError
+from streamrec.core.errors import StreamRecError
 
 # Measured on the reference machine (2 cores, shared: load average ~8 from other jobs while measured) with
-# `python -m models_ml.ease --sizes 2000 5000 10000 15000`, 20,000 users * 50 interactions, fresh process each:
+# `python -m streamrec.models_ml.ease --sizes 2000 5000 10000 15000`, 20,000 users * 50 interactions each,
+# a fresh process per size:
 #   2,000 items 1.7 s 0.23 GiB; 5,000 items 6.3 s 0.72 GiB; 10,000 items 125 s 2.25 GiB;
 #   15,000 items 266 s 4.72 GiB peak resident.
 # Time grows as n³ (Cholesky + inverse) and memory with n² (~21 bytes per item pair at 15,000), so 20,000 items
@@ -135,7 +136,7 @@ def main() -> None:
 
     print("items\tfit_s\tpeak_GiB")
     for n in args.sizes:
-        subprocess.run([sys.executable, "-m", "models_ml.ease", "--one", str(n)], check=True)
+        subprocess.run([sys.executable, "-m", "streamrec.models_ml.ease", "--one", str(n)], check=True)
 
 
 if __name__ == "__main__":

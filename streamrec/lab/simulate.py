@@ -2,7 +2,7 @@
 
 The closed loop: each simulated request picks a user of `raw.users`, asks the API for a page
 (`GET /v1/recommendations`), decides what the user does with every slot using the generator's own
-behaviour model (`streamrec.truth.GroundTruth`, read once from the warehouse before any traffic),
+behaviour model (`streamrec.lab.truth.GroundTruth`, read once from the warehouse before any traffic),
 and posts those events (`POST /v1/events`). Because the simulator knows the truth it also knows the
 counterfactual: for every request it computes the expected engagement of the page actually served
 AND of the page the other arm would have served, so the true average treatment effect of
@@ -599,9 +599,10 @@ def oracle_summary(outcomes: list[dict], results: list[_RequestResult]) -> dict:
     def mean(values: list[float]) -> float:
         return float(np.mean(values))
 
-    served = {"personalized": [], "holdout": []}  # engaged slots per page under each arm
+    served: dict[str, list[float]] = {"personalized": [], "holdout": []}  # engaged slots per page, per arm
     for r in requests:
         other = r.expected_engaged_counterfactual
+        assert other is not None  # causal users have both arms' values (user_outcomes)
         served[r.policy].append(r.expected_engaged_served)
         served["holdout" if r.policy == "personalized" else "personalized"].append(other)
     row |= {

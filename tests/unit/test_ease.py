@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from models_ml.ease import MAX_EASE_ITEMS, check_ease_size, ease_scores, ease_top_k, fit_ease
-from streamrec.errors import StreamRecError
+from streamrec.core.errors import StreamRecError
+from streamrec.models_ml.ease import MAX_EASE_ITEMS, check_ease_size, ease_scores, ease_top_k, fit_ease
 
 
 def _matrix(rows: list[list[int]], n_items: int = 4) -> sp.csr_matrix:
