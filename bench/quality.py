@@ -3,6 +3,7 @@
 Run (from the repo root):
     .venv/bin/python bench/quality.py movielens [--seeds 2020 2021 2022] [--out results.json]
     .venv/bin/python bench/quality.py world [--seeds 7 8 9] [--interactions-per-user 100] [--out results.json]
+    .venv/bin/python bench/quality.py docs --movielens ml.json --world world.json   # rewrite docs/benchmarks.md
 
 **MovieLens-100K** follows bench/movielens_protocol.py (RecBole's protocol: per-user random 80/10/10,
 full-catalogue ranking, history masked, Recall/NDCG/Hit@10); each seed is a different split and model
@@ -402,8 +403,79 @@ def world_table(results: dict[str, dict]) -> str:
     for name in names:
         slots = mean_sd([results[s][name]["engaged_slots"] for s in seeds])
         share = [results[s][name]["oracle_share"] for s in seeds]
-        lines.append(f"| {name} | {slots} | {statistics.mean(share):.1%} ± {statistics.pstdev(share):.1%} |")
+        sd = statistics.stdev(share) if len(share) > 1 else 0.0
+        lines.append(f"| {name} | {slots} | {statistics.mean(share):.1%} ± {sd:.1%} |")
     return "\n".join(lines)
+
+
+PIPELINE = "Full pipeline (train entry point + Recommender)"
+WORLD_SERVED = "Served (pipeline + exploration + fairness)"
+
+
+def goals(movielens: dict[str, dict] | None, world: dict[str, dict] | None) -> list[str]:
+    """The issue-12 quality goals this benchmark can judge, each marked MET or MISSED from the means."""
+    lines = []
+    if movielens:
+        seeds = sorted(movielens)
+        for metric in MEASURE_NAMES:
+            ours = statistics.mean(movielens[s][PIPELINE][metric] for s in seeds)
+            ease = statistics.mean(movielens[s]["EASE"][metric] for s in seeds)
+            verdict = "MET" if ours > ease else "MISSED"
+            lines.append(
+                f"- MovieLens-100K, full pipeline beats EASE on {metric}: {ours:.4f} vs {ease:.4f}: **{verdict}**"
+            )
+    if world:
+        seeds = sorted(world)
+        served = statistics.mean(world[s][WORLD_SERVED]["oracle_share"] for s in seeds)
+        ease = statistics.mean(world[s]["EASE"]["oracle_share"] for s in seeds)
+        lines.append(
+            f"- Demo world, served policy captures >= 15% of the oracle's lift: {served:.1%}: "
+            f"**{'MET' if served >= 0.15 else 'MISSED'}**"
+        )
+        lines.append(
+            f"- Demo world, served share >= 2x EASE's ({ease:.1%}): {served:.1%}: "
+            f"**{'MET' if (ease > 0 and served >= 2 * ease) or ease <= 0 < served else 'MISSED'}**"
+        )
+    return lines
+
+
+def render_docs(movielens: dict[str, dict] | None, world: dict[str, dict] | None, note: str) -> str:
+    """The <!-- quality --> section of docs/benchmarks.md from saved results."""
+    parts = ["<!-- quality:start -->", "## Recommendation quality against strong baselines (issue 12)", ""]
+    if movielens:
+        parts += [
+            "### MovieLens-100K (RecBole protocol), mean ± sd over seeds " + ", ".join(sorted(movielens)),
+            "",
+            "Command: `.venv/bin/python bench/quality.py movielens --seeds " + " ".join(sorted(movielens)) + "`",
+            "",
+            movielens_table(movielens),
+            "",
+        ]
+    if world:
+        info = world[sorted(world)[0]]["_world"]
+        parts += [
+            "### Demo world, valued by the ground truth, mean ± sd over worlds " + ", ".join(sorted(world)),
+            "",
+            f"Command: `.venv/bin/python bench/quality.py world --seeds {' '.join(sorted(world))}` "
+            f"({info['users']:,} users, {info['items']:,} items, {info['interactions']:,} interactions in world "
+            f"{sorted(world)[0]}, {info['positive_pairs']:,} positive user-item pairs)",
+            "",
+            world_table(world),
+            "",
+        ]
+    parts += ["### Goals", "", *goals(movielens, world), "", note, "<!-- quality:end -->"]
+    return "\n".join(parts)
+
+
+def write_docs(section: str) -> None:
+    """Replace (or append) the quality section of docs/benchmarks.md."""
+    text = DOCS.read_text()
+    start, end = "<!-- quality:start -->", "<!-- quality:end -->"
+    if start in text:
+        text = text[: text.index(start)] + section + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    DOCS.write_text(text)
 
 
 def main() -> None:
@@ -418,7 +490,16 @@ def main() -> None:
     world.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9])
     world.add_argument("--interactions-per-user", type=int, default=None)
     world.add_argument("--out", type=Path, default=Path("quality-world.json"))
+    docs = sub.add_parser("docs", help="rewrite the quality section of docs/benchmarks.md from saved results")
+    docs.add_argument("--movielens", type=Path)
+    docs.add_argument("--world", type=Path)
+    docs.add_argument("--note", default="", help="a paragraph placed under the goals")
     args = parser.parse_args()
+    if args.part == "docs":
+        loaded = [json.loads(p.read_text()) if p else None for p in (args.movielens, args.world)]
+        write_docs(render_docs(*loaded, args.note))
+        print(f"rewrote the quality section of {DOCS}")
+        return
     work = Path(tempfile.mkdtemp(prefix="streamrec-quality-"))
     try:
         if args.part == "movielens":
