@@ -502,16 +502,17 @@ def main() -> None:
         return
     work = Path(tempfile.mkdtemp(prefix="streamrec-quality-"))
     try:
-        if args.part == "movielens":
-            results = {str(s): run_movielens(s, args.temperatures, work) for s in args.seeds}
-            print(movielens_table(results))
-        else:
-            from streamrec.lab.demo import DEMO_INTERACTIONS_PER_USER
+        results: dict[str, dict] = {}
+        for seed in args.seeds:  # saved after every seed: a long run that is stopped keeps what it finished
+            if args.part == "movielens":
+                results[str(seed)] = run_movielens(seed, args.temperatures, work)
+            else:
+                from streamrec.lab.demo import DEMO_INTERACTIONS_PER_USER
 
-            per_user = args.interactions_per_user or DEMO_INTERACTIONS_PER_USER
-            results = {str(s): run_world(s, per_user, work) for s in args.seeds}
-            print(world_table(results))
-        args.out.write_text(json.dumps(results, indent=1, default=float))
+                per_user = args.interactions_per_user or DEMO_INTERACTIONS_PER_USER
+                results[str(seed)] = run_world(seed, per_user, work)
+            args.out.write_text(json.dumps(results, indent=1, default=float))
+        print(movielens_table(results) if args.part == "movielens" else world_table(results))
         print(f"results: {args.out}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
