@@ -226,9 +226,7 @@ def run_movielens(seed: int, temperatures: Sequence[float], work: Path) -> dict[
     record("Two-tower alone", best[0], started, f"T={best[3]}, {best[2]} epochs (valid NDCG {best[1]:.4f})")
 
     started = time.perf_counter()
-    torch.set_num_threads(2)
     scores, note = pipeline_scores_movielens(data, seed, work / f"ml-{seed}")
-    torch.set_num_threads(1)
     record("Full pipeline (train entry point + Recommender)", scores, started, note)
     return out
 
@@ -264,7 +262,7 @@ def run_world(seed: int, interactions_per_user: int, work: Path, epochs: int = 3
     from streamrec.lab.truth import load_truth
     from streamrec.models_ml.train import train
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # small models; more threads only spin against each other on a busy machine
     timings: dict[str, float] = {}
     began = time.perf_counter()
     settings = Settings(home=work / f"world-{seed}" / "home").ensure()
