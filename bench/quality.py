@@ -139,10 +139,12 @@ def pipeline_scores_movielens(data: mlp.Data, seed: int, work: Path, epochs: int
     load_movielens(settings, source)
     build(settings, variables={"evaluation_threshold_severity": "warn"})
     version = f"ml-seed{seed}"
-    train(settings, epochs=epochs, seed=seed, version=version)
+    trained = train(settings, epochs=epochs, seed=seed, version=version)
+    print(trained, flush=True)
     history = data.mask([data.train]).numpy()
     scores, served = rank_with_bundle(settings, version, data.user_ids, data.item_ids, history)
-    return scores, f"bundle {version}: {served}"
+    learned = trained.split(":", 1)[1].split(",", 1)[0].strip()  # "N positives" from train's summary
+    return scores, f"bundle {version} learned from {learned}; {served}"
 
 
 def rank_with_bundle(
