@@ -143,8 +143,8 @@ def pipeline_scores_movielens(data: mlp.Data, seed: int, work: Path, epochs: int
     print(trained, flush=True)
     history = data.mask([data.train]).numpy()
     scores, served = rank_with_bundle(settings, version, data.user_ids, data.item_ids, history)
-    learned = trained.split(":", 1)[1].split(",", 1)[0].strip()  # "N positives" from train's summary
-    return scores, f"bundle {version} learned from {learned}; {served}"
+    head = trained.split(";", 1)[0]  # the head of train's summary: what it learned from
+    return scores, f"{served}; {head}"
 
 
 def rank_with_bundle(
