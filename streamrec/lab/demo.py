@@ -28,7 +28,7 @@ WARN_ONLY = {"evaluation_threshold_severity": "warn"}
 DEMO_HOLDOUT_SHARE = 0.2
 # Interactions per user of the demo world (the generator's default is 40). docs/data.md, "Demo size", says
 # why: more history per user is what lets any model learn the world, within `make demo`'s three minutes.
-DEMO_INTERACTIONS_PER_USER = 40
+DEMO_INTERACTIONS_PER_USER = 100
 
 
 def _step(title: str) -> None:
