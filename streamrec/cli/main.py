@@ -125,13 +125,19 @@ def build(
     freshness: Annotated[
         bool, typer.Option("--freshness/--no-freshness", help="Then run `dbt source freshness` and report it.")
     ] = True,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Also fail on INCONCLUSIVE scorecard rows (interval straddles the threshold)."),
+    ] = False,
 ) -> None:
     """Run `dbt build` (models and tests) into a copy of the warehouse and publish it only if it passes."""
     from streamrec.batch.build import build as run
 
-    variables = {"evaluation_threshold_severity": "warn"} if warn_thresholds else None
+    variables: dict[str, object] = {"evaluation_threshold_severity": "warn"} if warn_thresholds else {}
+    if strict:
+        variables["evaluation_strict"] = True
     settings = _settings()
-    run(settings, select=select, as_of=as_of, variables=variables)
+    run(settings, select=select, as_of=as_of, variables=variables or None)
     if freshness:
         from streamrec.batch.freshness import report_freshness
 
@@ -350,6 +356,8 @@ def sql(
 def demo(
     users: Annotated[int, typer.Option(min=1)] = 2_000,
     items: Annotated[int, typer.Option(min=1)] = 1_000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic world and training (simulator: seed + 4).")] = 7,
+    tradeoff: Annotated[bool, typer.Option(help="Measure a short exposure-control trade-off curve.")] = True,
 ) -> None:
     """The whole loop on a demo-sized dataset, in 12 steps (streamrec/lab/demo.py):
 
@@ -369,7 +377,7 @@ def demo(
     """
     from streamrec.lab.demo import run_demo
 
-    run_demo(_settings(), users=users, items=items)
+    run_demo(_settings(), users=users, items=items, seed=seed, tradeoff=tradeoff)
 
 
 @app.command()
