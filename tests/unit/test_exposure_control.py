@@ -21,7 +21,7 @@ from streamrec.api.services.fairness import (
 from streamrec.api.services.recommender import Recommender, restore_exposure
 from streamrec.api.services.serving_bundle import ServingBundle, load_serving_bundle
 from streamrec.api.services.serving_logs import scan_impressions
-from streamrec.core.eventlog import EventLog, ImpressionRecord
+from streamrec.core.eventlog import DurableLog, ImpressionRecord
 from streamrec.lab.synthetic_bundle import write_synthetic_bundle
 
 # Toy catalogue: en/established (group 2) 60 items, en/new (3) 20, fr/established (4) 20; all others empty.
@@ -116,7 +116,7 @@ def _recommender(home: Path, **env: str) -> Recommender:
 
 def test_deficits_are_restored_from_the_log_after_a_restart(bundle: ServingBundle, tmp_path: Path) -> None:
     before = _recommender(tmp_path)
-    log = EventLog(tmp_path / "logs", "impressions", fsync="always")
+    log = DurableLog(tmp_path / "logs", "impressions", fsync="always")
     now = datetime.now(UTC).replace(tzinfo=None)
     try:
         for n, user in enumerate(range(1, 40)):
