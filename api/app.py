@@ -31,7 +31,7 @@ from streamrec.api.openapi import assets_router, openapi_config
 from streamrec.api.services.container import Services
 from streamrec.api.services.fairness import ExposureTracker
 from streamrec.api.services.metrics import metrics_middleware_factory
-from streamrec.api.services.recommender import Recommender
+from streamrec.api.services.recommender import Recommender, restore_exposure
 from streamrec.api.services.serving import ServingState, freeze_heap
 from streamrec.api.services.serving_logs import ServingLogs, scan_impressions
 
@@ -55,10 +55,8 @@ async def _restore_from_logs(services: Services, logs: ServingLogs) -> None:
     scan = await anyio.to_thread.run_sync(scan_impressions, logs.logs_dir, services.config.request_map_size)
     logs.restore(scan)
     bundle = services.state.routing.control
-    if bundle is not None and len(scan.item_ids):
-        rows = bundle.item_rows(scan.item_ids)
-        known = rows >= 0
-        services.tracker.add(bundle.item_groups[rows[known]], scan.impressions[known])
+    if bundle is not None:
+        restore_exposure(services.tracker, bundle, scan)
     logger.info("restored %d requests from %d impression segments", len(scan.recent_requests), scan.segments)
 
 

@@ -160,13 +160,11 @@ def stage_breakdown(bundle: ServingBundle, recommender: Recommender, users: list
         t1 = time.perf_counter()
         rows, retrieval = recommender.retrieve(bundle, query)
         t2 = time.perf_counter()
-        targets, n_reserved = recommender.fairness_targets(bundle, min(10, len(rows)))
-        if n_reserved:
-            rows, retrieval = recommender.reach_groups(bundle, query, rows, retrieval, targets, n_reserved)
+        rows, retrieval = recommender.reach_lagging_groups(bundle, query, rows, retrieval)
         t3 = time.perf_counter()
         ranked_rows, ranked_scores = recommender.rank(bundle, user_batch, rows, retrieval)
         t4 = time.perf_counter()
-        recommender.page(bundle, ranked_rows, ranked_scores, targets, n_reserved, 10)
+        recommender.page(bundle, ranked_rows, ranked_scores, 10)
         t5 = time.perf_counter()
         totals["user_tower_ms"] += (t1 - t0) * 1000
         totals["faiss_ms"] += (t2 - t1) * 1000
@@ -176,70 +174,6 @@ def stage_breakdown(bundle: ServingBundle, recommender: Recommender, users: list
     stages = {name: value / max(timed, 1) for name, value in totals.items()}
     stages["total_ms"] = sum(stages.values())
     return stages
-
-
-def fairness_cost(home: Path, share: float, groups: int) -> dict:
-    """Ranking quality lost to the minimum-exposure re-rank, on the trained active bundle of `home`.
-
-    Serves every user of ops.offline_holdout (the trainer's held-out users) in turn with exploration
-    off, updating the exposure counters as the server does, and compares the ranker's own top 10 of the
-    retrieved candidates with the re-ranked page (which may hold items of under-exposed groups reached
-    outside the retrieved candidates): NDCG@10 against the user's held-out positives, mean ranker logit per page, and
-    the share of pages the re-rank changed. The bundle's online features are the latest snapshot, which
-    includes the holdout window, so absolute NDCG is optimistic; both orders share that bias.
-    """
-    from streamrec.api.config import ApiSettings
-    from streamrec.api.services.fairness import ExposureTracker, min_exposure_rerank
-    from streamrec.api.services.recommender import Recommender
-    from streamrec.api.services.serving_bundle import load_serving_bundle, read_active
-    from streamrec.core.settings import Settings
-    from streamrec.core.warehouse import connect, fetchall
-
-    pointer = read_active(home / "artifacts")
-    bundle = load_serving_bundle(pointer.bundle_dir)
-    with connect(Settings(home=home), read_only=True) as con:
-        rows = fetchall(con, "select user_id, item_id from ops.offline_holdout where version = ?", [bundle.version])
-    truth: dict[int, set[int]] = {}
-    for user, item in rows:
-        truth.setdefault(int(user), set()).add(int(item))
-    tracker = ExposureTracker()
-    settings = ApiSettings.from_env({"STREAMREC_HOME": str(home)}, fairness_share=share, fairness_groups=groups)
-    recommender = Recommender(settings, tracker)
-    k = 10
-    discounts = 1 / np.log2(np.arange(2, k + 2))
-
-    def ndcg(items: np.ndarray, relevant: set[int]) -> float:
-        gains = np.array([i in relevant for i in items.tolist()], dtype=float)
-        ideal = discounts[: min(len(relevant), k)].sum()
-        return float((gains * discounts[: len(gains)]).sum() / ideal) if ideal else 0.0
-
-    base, fair, score_base, score_fair, changed, served = [], [], [], [], 0, 0
-    for user, relevant in sorted(truth.items()):
-        row = bundle.user_row(user)
-        if row is None:
-            continue
-        base_rows, base_scores = recommender.score_candidates(bundle, user, row)  # retrieval + ranker only
-        ranked_rows, scores, targets, n_reserved = recommender.candidates(bundle, user, row, k)  # + groups reached
-        ranked_groups = bundle.item_groups[ranked_rows]
-        page, _ = min_exposure_rerank(ranked_groups, k, n_reserved, targets)
-        tracker.record(ranked_groups[page])
-        base.append(ndcg(bundle.item_ids[base_rows[:k]], relevant))
-        fair.append(ndcg(bundle.item_ids[ranked_rows[page]], relevant))
-        score_base.append(base_scores[:k].mean())
-        score_fair.append(scores[page].mean())
-        changed += int(not np.array_equal(ranked_rows[page], base_rows[:k]))
-        served += 1
-    return {
-        "version": bundle.version,
-        "users": served,
-        "ndcg_ranker": float(np.mean(base)),
-        "ndcg_reranked": float(np.mean(fair)),
-        "mean_logit_ranker": float(np.mean(score_base)),
-        "mean_logit_reranked": float(np.mean(score_fair)),
-        "pages_changed": changed / max(served, 1),
-        "share": share,
-        "groups": groups,
-    }
 
 
 def _server_stack() -> str:
@@ -500,13 +434,8 @@ def report(
 
 
 def main() -> None:
-    """Parse the command line; run the fairness cost, or the whole serving benchmark and write its doc section."""
+    """Parse the command line; run the serving benchmark and write its doc section (fairness: bench/fairness.py)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command")
-    fair = sub.add_parser("fairness", help="ranking quality lost to the fairness re-rank on a trained home")
-    fair.add_argument("--trained-home", type=Path, required=True, help="STREAMREC_HOME with a promoted bundle")
-    fair.add_argument("--share", type=float, default=0.05)
-    fair.add_argument("--groups", type=int, default=3)
     parser.add_argument("--home", type=Path, default=Path("/tmp/streamrec-bench"))
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=1_000_000)
@@ -521,10 +450,6 @@ def main() -> None:
     )
     parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = parser.parse_args()
-    if args.command == "fairness":
-        print(json.dumps(fairness_cost(args.trained_home.resolve(), args.share, args.groups), indent=2))
-        return
-
     # Before anything slow: fail fast without the driver, and sample the load before we add our own.
     require_wrk()
     load_average = os.getloadavg()

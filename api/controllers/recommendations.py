@@ -94,7 +94,7 @@ class RecommendationController(Controller):
             ]
         )
         # Only now, with the page durable, does it count as exposure and become attributable.
-        services.tracker.record(bundle.item_groups[page.rows])
+        services.recommender.record_served(bundle, page)
         logs.remember(request_id, user_id, item_ids)
         services.metrics.inc("streamrec_impressions_logged_total", (("policy", page.policy),), len(item_ids))
         return Recommendations(

@@ -1,25 +1,74 @@
-"""Minimum-exposure re-rank: reserve slots on each page for the most under-exposed creator groups.
+"""Amortized exposure control: reserve slots for the creator groups furthest below their exposure target.
 
 A creator group is (creator language, new-creator flag), from the item features
 `item_creator_language_code` and `item_creator_is_new_flag`: 9 languages x 2 = 18 groups, numbered
 `language_index * 2 + flag` in contract code order, so the numbering does not depend on a bundle.
-Exposure is counted per group from the impression log (scanned at startup, then updated in memory
-as impressions are served) and compared per catalogue item, so a large group is not called
-over-exposed just for being large.
+The audited dimensions are the ones `evaluation.online_creator_exposure` judges: creator language
+(9 groups), new vs established (2) and their intersection (18); each is a sum of the 18 groups.
+
+Exposure is position-weighted, 1 / log2(1 + position), counted over personalised slots per model
+version, exactly what the equity metric measures (docs/evaluation.md, "Creator exposure equity").
+It is restored from the impression log at startup (so deficits survive a restart, and any process
+that reads the same segments computes the same deficits) and updated in memory after each logged page.
+
+Target (Biega et al. 2018, amortized equity of attention; Singh & Joachims 2018, fairness of
+exposure): on dimension d the group h is on target when its normalised share (exposure share /
+catalogue share) is at least ratio_d times the largest normalised share of that dimension, i.e.
+its target exposure is ratio_d * catalogue_share_h * (the most exposed group's exposure per
+catalogue share). With ratio_d = the equity threshold this is exactly "equity_d >= threshold".
+The deficit is target minus exposure (never negative); relative deficit = deficit / target.
+
+Per page (`plan_page`), the page's own organic exposure is counted first; then, up to `cap` times,
+the group with the largest relative deficit (over any dimension it belongs to) that has a candidate
+below the page with ranker score >= `min_score` gets a reserved slot: its best-scored candidate
+replaces the lowest-ranked unreserved item of a less urgent group, and the expected exposure moves
+between the two groups before the next slot is decided. So no slot is reserved while every group is
+on target, more as groups fall behind, never more than the cap. Reserved items are deterministic given
+the counters: exploration never moves them and they are logged with propensity 1 (exact).
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from streamrec.contracts.groups import CREATOR_LANGUAGES, N_CREATOR_GROUPS
+from streamrec.core.errors import StreamRecError
 
 LANGUAGES = CREATOR_LANGUAGES
 N_GROUPS = N_CREATOR_GROUPS
+# dimension -> the dimension's group of each of the 18 intersection groups (the names the SQL metric uses)
+DIMENSION_GROUPS: Mapping[str, np.ndarray] = {
+    "creator_language": np.arange(N_GROUPS) // 2,
+    "creator_is_new": np.arange(N_GROUPS) % 2,
+    "creator_language_x_is_new": np.arange(N_GROUPS),
+}
+DEFAULT_TARGET_RATIO = 0.7  # the equity threshold 0.6 plus a margin (StreamRecSettings.fairness_targets, ADR 0006)
+PAGE_EXPOSURE = float((1.0 / np.log2(np.arange(2, 12))).sum())  # a page of 10: the backlog's unit
+
+
+def parse_targets(raw: str, name: str = "STREAMREC_FAIRNESS_TARGETS") -> dict[str, float]:
+    """Target ratios per dimension from `0.7` (every dimension) or `dimension=ratio,...` (others: the default)."""
+    targets = dict.fromkeys(DIMENSION_GROUPS, DEFAULT_TARGET_RATIO)
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    try:
+        if len(parts) == 1 and "=" not in parts[0]:
+            targets = dict.fromkeys(DIMENSION_GROUPS, float(parts[0]))
+        else:
+            for part in parts:
+                dimension, _, value = (x.strip() for x in part.partition("="))
+                if dimension not in targets:
+                    raise StreamRecError(f"{name}: unknown dimension {dimension!r} (one of {list(DIMENSION_GROUPS)})")
+                targets[dimension] = float(value)
+    except ValueError:
+        raise StreamRecError(f"{name}={raw!r} is not a ratio or a dimension=ratio list") from None
+    if not all(0.0 <= v <= 1.0 for v in targets.values()):
+        raise StreamRecError(f"{name}={raw!r}: every ratio must be in [0, 1]")
+    return targets
 
 
 def group_of(language_index: np.ndarray, is_new: np.ndarray) -> np.ndarray:
@@ -32,87 +81,196 @@ def group_name(group: int) -> str:
     return f"{LANGUAGES[group // 2]}/{'new' if group % 2 else 'established'}"
 
 
-def reserved_slot_count(k: int, share: float) -> int:
-    """Slots on a page of k reserved for under-exposed groups: floor(share·k), and at least one when k ≥ 10."""
-    if share <= 0:
-        return 0
-    reserved = math.floor(share * k + 1e-9)
-    if k >= 10:
-        reserved = max(reserved, 1)
-    return min(reserved, k)
+def position_weights(k: int) -> np.ndarray:
+    """Exposure of positions 1..k: 1 / log2(1 + position), the metric's weight."""
+    return 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
 
 
-class ExposureTracker:
-    """Impressions served per creator group; read by every request, updated after each logged page."""
-
-    def __init__(self, initial: np.ndarray | None = None) -> None:
-        self._lock = threading.Lock()
-        self._counts = np.zeros(N_GROUPS, dtype=np.int64) if initial is None else initial.astype(np.int64).copy()
-
-    def counts(self) -> np.ndarray:
-        """A copy of the impressions per group."""
-        with self._lock:
-            return self._counts.copy()
-
-    def record(self, groups: np.ndarray) -> None:
-        """Add one impression for each group id in `groups`."""
-        with self._lock:
-            np.add.at(self._counts, np.asarray(groups, dtype=np.int64), 1)
-
-    def add(self, groups: np.ndarray, impressions: np.ndarray) -> None:
-        """Add `impressions[i]` impressions to group `groups[i]` (the startup scan of the log)."""
-        with self._lock:
-            np.add.at(self._counts, np.asarray(groups, dtype=np.int64), np.asarray(impressions, dtype=np.int64))
-
-    def under_exposed(self, catalogue_sizes: np.ndarray, present: np.ndarray, n_groups: int) -> np.ndarray:
-        """The `n_groups` groups among `present` with the fewest impressions per catalogue item (ties: lower id)."""
-        present = np.flatnonzero(np.bincount(np.asarray(present, dtype=np.int64), minlength=N_GROUPS))
-        with self._lock:
-            per_item = self._counts[present] / np.maximum(catalogue_sizes[present], 1)
-        order = np.lexsort((present, per_item))
-        return present[order[:n_groups]]
+def cap_slots(k: int, cap_share: float) -> int:
+    """The most slots of a page of k the controller may reserve: floor(cap_share·k)."""
+    return min(k, max(0, math.floor(cap_share * k + 1e-9)))
 
 
-def min_exposure_rerank(
-    ranked_groups: np.ndarray, k: int, n_reserved: int, target_groups: Sequence[int] | np.ndarray
+@dataclass(frozen=True)
+class ExposureControl:
+    """The controller's knobs (docs/api.md, "Fairness: amortized exposure control")."""
+
+    cap_share: float = 0.7  # at most this share of a page's slots is reserved
+    target_ratios: Mapping[str, float] = field(
+        default_factory=lambda: dict.fromkeys(DIMENSION_GROUPS, DEFAULT_TARGET_RATIO)
+    )
+    min_score: float = -math.inf  # a candidate with a lower ranker logit is never promoted
+    # ranker logits a promotion may cost per page-exposure of deficit backlog (amortization: promote where cheap)
+    price: float = math.inf
+    reach: int = 20  # items per lagging group scored from its shortlist when retrieval missed the group
+
+
+def dimension_deficits(
+    exposure: np.ndarray, catalogue_sizes: np.ndarray, ratios: Mapping[str, float]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per dimension: (target exposure, deficit) of each of its groups, from exposure per intersection group.
+
+    Groups without catalogue items have target 0. With no exposure at all every target is 0.
+    """
+    result: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for dimension, members in DIMENSION_GROUPS.items():
+        size = int(members.max()) + 1
+        exposed = np.bincount(members, weights=exposure, minlength=size)
+        catalogue = np.bincount(members, weights=catalogue_sizes.astype(np.float64), minlength=size)
+        share = catalogue / max(catalogue.sum(), 1.0)
+        present = share > 0
+        per_share = np.zeros(size)
+        per_share[present] = exposed[present] / share[present]
+        target = ratios.get(dimension, DEFAULT_TARGET_RATIO) * share * (per_share.max() if present.any() else 0.0)
+        result[dimension] = (target, np.maximum(target - exposed, 0.0))
+    return result
+
+
+def group_urgency(exposure: np.ndarray, catalogue_sizes: np.ndarray, ratios: Mapping[str, float]) -> np.ndarray:
+    """Per intersection group: the largest relative deficit of any group it belongs to; -1 if not in the catalogue."""
+    return group_backlog(exposure, catalogue_sizes, ratios)[0]
+
+
+def group_backlog(
+    exposure: np.ndarray, catalogue_sizes: np.ndarray, ratios: Mapping[str, float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Choose a page of k from a ranked candidate list so n_reserved slots hold the target groups' items.
+    """Per intersection group: (largest relative deficit, largest absolute deficit) of any group it belongs to.
 
-    `ranked_groups[i]` is the group of the i-th best candidate; `target_groups` are the under-exposed
-    groups, least exposed first. Reserved slot j goes to target group j (cycling when there are more
-    slots than groups), so the least-exposed group gets the first one: "any target group" would let a
-    common group that is often on the page anyway stand in for a starved one forever. For each slot:
-    if an item of its group is already on the page it is marked reserved and nothing moves (zero
-    cost); otherwise the group's best candidate below the page replaces the lowest-ranked unreserved
-    item; a group with no candidate at all yields its slot to the next group. Reserved slots are
-    fixed: exploration must not move them, so the guarantee holds for every list the stochastic
-    policy can serve. Returns (positions into the ranked list for the page's slots in rank order,
-    reserved mask per slot).
+    Groups outside the catalogue get -1 for both. The absolute deficit (exposure units) is the
+    amortized backlog: it keeps growing while a group is passed over, so its price eventually pays
+    for any promotion.
+    """
+    urgency, backlog = np.zeros(N_GROUPS), np.zeros(N_GROUPS)
+    pages = exposure.sum() / PAGE_EXPOSURE
+    for dimension, (target, deficit) in dimension_deficits(exposure, catalogue_sizes, ratios).items():
+        relative = np.divide(deficit, target, out=np.zeros_like(deficit), where=target > 0)
+        urgency = np.maximum(urgency, relative[DIMENSION_GROUPS[dimension]])
+        backlog = np.maximum(backlog, (relative * pages)[DIMENSION_GROUPS[dimension]])
+    absent = catalogue_sizes[:N_GROUPS] <= 0
+    urgency[absent], backlog[absent] = -1.0, -1.0
+    return urgency, backlog
+
+
+def plan_page(
+    exposure: np.ndarray,
+    catalogue_sizes: np.ndarray,
+    ranked_groups: np.ndarray,
+    ranked_scores: np.ndarray,
+    k: int,
+    control: ExposureControl,
+    unseen: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Choose a page of k from a ranked candidate list, reserving slots for the groups furthest below target.
+
+    `exposure`: position-weighted exposure per group so far (this version); `ranked_groups[i]`,
+    `ranked_scores[i]`: group and ranker logit of the i-th best candidate. Returns (positions into the
+    ranked list for the page's slots in rank order, reserved mask per slot). Promoted items come from
+    below the page, so they take its last slots in their rank order. Within a group the best-scored
+    candidate is promoted, except that one of a creator never shown yet (`unseen[i]`) goes first: a
+    never-shown creator is the finest exposure deficit there is.
     """
     n = len(ranked_groups)
     k = min(k, n)
     page = np.arange(k)
     reserved = np.zeros(k, dtype=bool)
-    targets = [int(g) for g in np.asarray(target_groups).tolist()]
-    if not targets or n_reserved <= 0:
+    cap = cap_slots(k, control.cap_share)
+    if cap == 0 or k == 0:
         return page, reserved
+    weights = position_weights(k)
+    projected = exposure.astype(np.float64) + np.bincount(ranked_groups[:k], weights=weights, minlength=N_GROUPS)
     on_page = np.zeros(n, dtype=bool)
     on_page[:k] = True
-    for slot in range(min(n_reserved, k)):
-        first = slot % len(targets)
-        for group in targets[first:] + targets[:first]:
-            held = np.flatnonzero((ranked_groups[page] == group) & ~reserved)
-            if len(held):
-                reserved[held[0]] = True
-                break
-            below = np.flatnonzero((ranked_groups == group) & ~on_page)
-            free = np.flatnonzero(~reserved)
-            if len(below) and len(free):
-                out = free[-1]  # the lowest-ranked unreserved item leaves the page
-                on_page[page[out]] = False
-                page[out] = below[0]
-                on_page[below[0]] = True
-                reserved[out] = True
-                break
+    promotable = ranked_scores >= control.min_score
+    for _ in range(cap):
+        urgency, backlog = group_backlog(projected, catalogue_sizes, control.target_ratios)
+        over_exposed = _over_exposed(projected, catalogue_sizes, control.target_ratios)
+        best: tuple[float, int, int, int] | None = None  # (net benefit, group, slot, incoming)
+        for group in np.flatnonzero(urgency > 0).tolist():
+            below = np.flatnonzero((ranked_groups == group) & ~on_page & promotable)
+            # leaving: an unreserved item of a group that is less behind than this one; the lowest-ranked,
+            # unless a group is over-exposed (see _over_exposed): then its lowest-ranked item, wherever it is
+            free = np.flatnonzero(~reserved & (urgency[ranked_groups[page]] < urgency[group]))
+            if not len(below) or not len(free):
+                continue
+            over = free[np.isin(ranked_groups[page[free]], over_exposed)]
+            first_unseen = below[unseen[below]] if unseen is not None else below[:0]
+            leaving = over if len(over) else free
+            slot, incoming = int(leaving[-1]), int(first_unseen[0] if len(first_unseen) else below[0])
+            loss = max(0.0, float(ranked_scores[page[slot]] - ranked_scores[incoming]))
+            # with an infinite price only urgency counts (furthest behind first); else benefit minus cost
+            # (max-weight on the deficit backlog, in page exposures: a starved group's price keeps rising)
+            benefit = float(urgency[group]) if math.isinf(control.price) else control.price * backlog[group] - loss
+            if (math.isinf(control.price) or benefit >= 0) and (best is None or benefit > best[0]):
+                best = (benefit, group, slot, incoming)
+        if best is None:
+            break
+        _, group, slot, incoming = best
+        projected[ranked_groups[page[slot]]] -= weights[slot]
+        projected[group] += weights[slot]
+        on_page[page[slot]] = False
+        page[slot] = incoming
+        on_page[incoming] = True
+        reserved[slot] = True
     order = np.argsort(page, kind="stable")  # incoming items rank below the page: they take its last slots
     return page[order], reserved[order]
+
+
+def _over_exposed(exposure: np.ndarray, catalogue_sizes: np.ndarray, ratios: Mapping[str, float]) -> np.ndarray:
+    """Intersection groups whose exposure per catalogue share exceeds the least exposed group's over the ratio.
+
+    Raising the lagging groups is not enough when one small group the ranker loves runs far ahead (measured:
+    a 19-item group at 9 times its share while every other sat at 0.84): equity is min / max, so that
+    group's items must leave the page first, wherever they rank.
+    """
+    present = catalogue_sizes[:N_GROUPS] > 0
+    if present.sum() < 2 or exposure.sum() <= 0:
+        return np.zeros(0, dtype=np.int64)
+    per_share = exposure[present] / (catalogue_sizes[:N_GROUPS][present] / catalogue_sizes[:N_GROUPS].sum())
+    ratio = ratios.get("creator_language_x_is_new", DEFAULT_TARGET_RATIO)
+    ceiling = per_share.min() / ratio if ratio > 0 else math.inf
+    return np.flatnonzero(present)[per_share > ceiling]
+
+
+class ExposureTracker:
+    """Position-weighted personalised exposure per model version and creator group.
+
+    Read by every request, updated after each logged page, refilled from the impression log at startup.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._exposure: dict[str, np.ndarray] = {}
+        self._creators: dict[str, set[int]] = {}  # creators shown on a personalised page, per version
+
+    def exposure(self, version: str) -> np.ndarray:
+        """A copy of the exposure per group of `version` (zeros if it has served nothing)."""
+        with self._lock:
+            current = self._exposure.get(version)
+            return np.zeros(N_GROUPS) if current is None else current.copy()
+
+    def shown_creators(self, version: str) -> frozenset[int]:
+        """The creators `version` has shown on personalised pages."""
+        with self._lock:
+            return frozenset(self._creators.get(version, ()))
+
+    def record(
+        self, version: str, groups: np.ndarray, positions: np.ndarray, creators: np.ndarray | None = None
+    ) -> list[int]:
+        """Add one served page (group and 1-based position of each slot); returns creators shown for the first time."""
+        weights = 1.0 / np.log2(1.0 + np.asarray(positions, dtype=np.float64))
+        return self.add(version, groups, weights, creators)
+
+    def add(
+        self, version: str, groups: np.ndarray, exposure: np.ndarray, creators: np.ndarray | None = None
+    ) -> list[int]:
+        """Add `exposure[i]` to group `groups[i]` of `version` (also the startup scan); returns new creators."""
+        page = np.bincount(np.asarray(groups, dtype=np.int64), weights=exposure, minlength=N_GROUPS)
+        with self._lock:
+            current = self._exposure.setdefault(version, np.zeros(N_GROUPS))
+            current += page
+            if creators is None:
+                return []
+            shown = self._creators.setdefault(version, set())
+            new = [c for c in dict.fromkeys(np.asarray(creators).tolist()) if c not in shown]
+            shown.update(new)
+            return new

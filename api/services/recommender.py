@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,8 +19,16 @@ import torch
 from streamrec.api.config import ApiSettings
 from streamrec.api.services.assignment import in_holdout
 from streamrec.api.services.exploration import ExplorationPolicy, explore
-from streamrec.api.services.fairness import N_GROUPS, ExposureTracker, min_exposure_rerank, reserved_slot_count
+from streamrec.api.services.fairness import (
+    N_GROUPS,
+    ExposureControl,
+    ExposureTracker,
+    group_urgency,
+    parse_targets,
+    plan_page,
+)
 from streamrec.api.services.serving_bundle import ServingBundle
+from streamrec.api.services.serving_logs import LogScan
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,18 @@ class Page:
     propensities: np.ndarray  # (k,) probability of the item at its slot under the logging policy
     policy: str  # personalized | holdout | cold_start
     cold_start: bool
+
+
+def restore_exposure(tracker: ExposureTracker, bundle: ServingBundle, scan: LogScan) -> None:
+    """Refill the exposure counters of every version in the log, grouping items by `bundle`'s creator groups.
+
+    Items the bundle does not know are skipped (they left the catalogue). Deficits are a function of the
+    log alone, so a restarted process, or another worker reading the same segments, sees the same ones.
+    """
+    for version, (item_ids, exposure) in scan.exposure.items():
+        rows = bundle.item_rows(item_ids)
+        known = rows >= 0
+        tracker.add(version, bundle.item_groups[rows[known]], exposure[known], bundle.item_creator_ids[rows[known]])
 
 
 class Recommender:
@@ -46,6 +67,15 @@ class Recommender:
             samples=config.pl_samples,
             pool=config.explore_pool,
         )
+        self.control = ExposureControl(
+            cap_share=config.fairness_cap,
+            target_ratios=parse_targets(config.fairness_targets),
+            min_score=config.fairness_min_score,
+            price=config.fairness_price,
+            reach=config.fairness_reach,
+        )
+        # per bundle object: which item rows belong to a creator this version has already shown
+        self._creator_seen: dict[int, np.ndarray] = {}
         self._seed = config.seed
         self._counter = itertools.count()
         self._lock = threading.Lock()
@@ -127,12 +157,14 @@ class Recommender:
         retrieval: np.ndarray,
         targets: np.ndarray,
         n: int,
+        prefer: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Add to the candidates up to `n` best-matching items of each target group retrieval missed.
 
         Under-exposed groups are often absent from the top 500 because they are under-exposed: small,
         new, niche. Each group keeps a shortlist of its most popular items (`GROUP_SHORTLIST_SIZE`),
         scored against the query exactly (m x 128), so the reserved slots can always be filled.
+        `prefer` (n_items bool, e.g. never-shown creators) puts those rows first, best match first.
         """
         found = np.bincount(bundle.item_groups[rows], minlength=N_GROUPS)
         extra_rows, extra_scores = [rows], [retrieval]
@@ -143,6 +175,8 @@ class Recommender:
             shortlist, embeddings = bundle.group_shortlists[group]
             scores = embeddings @ query[0]
             best = np.argsort(-scores, kind="stable")
+            if prefer is not None:
+                best = best[np.argsort(~prefer[shortlist[best]], kind="stable")]
             picked = best[~np.isin(shortlist[best], rows)][:missing]
             extra_rows.append(shortlist[picked])
             extra_scores.append(scores[picked].astype(retrieval.dtype))
@@ -150,45 +184,80 @@ class Recommender:
             return rows, retrieval
         return np.concatenate(extra_rows), np.concatenate(extra_scores)
 
-    def candidates(
-        self, bundle: ServingBundle, user_id: int, row: int, k: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """Ranked candidates (rows, logits), the under-exposed target groups and the reserved slot count."""
+    def candidates(self, bundle: ServingBundle, user_id: int, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ranked candidates (rows, logits): retrieval plus the best matches of groups behind their exposure target."""
         user_batch, query = self.user_query(bundle, user_id, row)
         rows, retrieval = self.retrieve(bundle, query)
-        targets, n_reserved = self.fairness_targets(bundle, min(k, len(rows)))
-        if n_reserved:
-            rows, retrieval = self.reach_groups(bundle, query, rows, retrieval, targets, n_reserved)
-        ranked_rows, ranked_scores = self.rank(bundle, user_batch, rows, retrieval)
-        return ranked_rows, ranked_scores, targets, n_reserved
+        rows, retrieval = self.reach_lagging_groups(bundle, query, rows, retrieval)
+        return self.rank(bundle, user_batch, rows, retrieval)
 
-    def fairness_targets(self, bundle: ServingBundle, page_size: int) -> tuple[np.ndarray, int]:
-        """The under-exposed groups, least exposed first, and how many slots of the page are reserved for them."""
-        n_reserved = reserved_slot_count(page_size, self.config.fairness_share)
-        if not n_reserved:
-            return np.zeros(0, dtype=np.int64), 0
-        # The least-exposed groups of the whole catalogue, not only of this user's candidates.
-        catalogue_groups = np.flatnonzero(bundle.group_sizes)
-        return self.tracker.under_exposed(bundle.group_sizes, catalogue_groups, self.config.fairness_groups), n_reserved
+    # --- exposure control (api/services/fairness.py); kept apart from retrieval so the two evolve separately ---
+
+    def fairness_targets(self, bundle: ServingBundle) -> np.ndarray:
+        """The creator groups below their exposure target for this version, furthest behind first (empty: none)."""
+        if self.control.cap_share <= 0:
+            return np.zeros(0, dtype=np.int64)
+        urgency = group_urgency(self.tracker.exposure(bundle.version), bundle.group_sizes, self.control.target_ratios)
+        order = np.lexsort((np.arange(N_GROUPS), -urgency))
+        return order[urgency[order] > 0]
+
+    def reach_lagging_groups(
+        self, bundle: ServingBundle, query: np.ndarray, rows: np.ndarray, retrieval: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates plus up to `fairness_reach` shortlist items of each lagging group (the ranker then picks)."""
+        targets = self.fairness_targets(bundle)
+        if not len(targets) or self.control.reach <= 0:
+            return rows, retrieval
+        return self.reach_groups(
+            bundle, query, rows, retrieval, targets, self.control.reach, prefer=~self.creator_seen(bundle)
+        )
+
+    def creator_seen(self, bundle: ServingBundle) -> np.ndarray:
+        """(n_items,) bool: the item's creator has been shown on a personalised page of this version."""
+        seen = self._creator_seen.get(id(bundle))
+        if seen is None:
+            shown = np.fromiter(self.tracker.shown_creators(bundle.version), dtype=np.int64)
+            seen = np.isin(bundle.item_creator_ids, shown)
+            with self._lock:
+                if id(bundle) not in self._creator_seen:
+                    self._creator_seen[id(bundle)] = seen
+                    weakref.finalize(bundle, self._creator_seen.pop, id(bundle), None)  # reloads free it
+                seen = self._creator_seen[id(bundle)]
+        return seen
+
+    def rerank(
+        self, bundle: ServingBundle, ranked_rows: np.ndarray, ranked_scores: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The page (positions into the ranked list) and its reserved mask, from this version's exposure deficits."""
+        exposure = self.tracker.exposure(bundle.version)
+        unseen = ~self.creator_seen(bundle)[ranked_rows]
+        return plan_page(
+            exposure, bundle.group_sizes, bundle.item_groups[ranked_rows], ranked_scores, k, self.control, unseen
+        )
+
+    def record_served(self, bundle: ServingBundle, page: Page) -> None:
+        """Count a logged page as exposure: personalised pages only, position-weighted, as the equity metric does."""
+        if page.policy != "personalized" or not len(page.rows):
+            return
+        seen = self.creator_seen(bundle)
+        new = self.tracker.record(
+            bundle.version,
+            bundle.item_groups[page.rows],
+            np.arange(1, len(page.rows) + 1),
+            bundle.item_creator_ids[page.rows],
+        )
+        if new:
+            seen |= np.isin(bundle.item_creator_ids, np.asarray(new, dtype=np.int64))
 
     def personalized(self, bundle: ServingBundle, user_id: int, row: int, k: int) -> Page:
-        """Retrieval + ranking + minimum-exposure re-rank + exploration."""
-        ranked_rows, ranked_scores, targets, n_reserved = self.candidates(bundle, user_id, row, k)
-        return self.page(bundle, ranked_rows, ranked_scores, targets, n_reserved, k)
+        """Retrieval + ranking + exposure control + exploration."""
+        ranked_rows, ranked_scores = self.candidates(bundle, user_id, row)
+        return self.page(bundle, ranked_rows, ranked_scores, k)
 
-    def page(
-        self,
-        bundle: ServingBundle,
-        ranked_rows: np.ndarray,
-        ranked_scores: np.ndarray,
-        targets: np.ndarray,
-        n_reserved: int,
-        k: int,
-    ) -> Page:
-        """The served page from ranked candidates: minimum-exposure re-rank, then exploration with propensities."""
+    def page(self, bundle: ServingBundle, ranked_rows: np.ndarray, ranked_scores: np.ndarray, k: int) -> Page:
+        """The served page from ranked candidates: exposure control, then exploration with propensities."""
         k = min(k, len(ranked_rows))
-        ranked_groups = bundle.item_groups[ranked_rows]
-        page, reserved = min_exposure_rerank(ranked_groups, k, n_reserved, targets)
+        page, reserved = self.rerank(bundle, ranked_rows, ranked_scores, k)
         off_page = np.ones(len(ranked_rows), dtype=bool)
         off_page[page] = False
         extra = np.flatnonzero(off_page)  # candidates not on the page, in rank order

@@ -1,16 +1,18 @@
 """The API's side of the durable logs: impressions and events appended via DurableLog, plus what it remembers.
 
 At startup the existing impression segments are decoded once (msgspec, the log files, never the
-warehouse: the API imports no DuckDB) to restore two things: impressions per item (for the fairness
-exposure counters) and the most recent request_id -> user_id pairs (so events on requests served
-before a restart can still be attributed). After that both are kept up to date in memory.
+warehouse: the API imports no DuckDB) to restore two things: position-weighted personalised exposure
+per model version and item (the exposure controller's deficits) and the most recent request_id ->
+user_id pairs (so events on requests served before a restart can still be attributed). After that
+both are kept up to date in memory.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 import uuid
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,8 +37,8 @@ class ServedRequest:
 class LogScan:
     """What the startup scan of the impression log found."""
 
-    item_ids: np.ndarray  # distinct item ids with impressions
-    impressions: np.ndarray  # impressions per item id
+    # model_version -> (item ids, position-weighted personalised exposure sum of 1/log2(1 + position) per item)
+    exposure: dict[str, tuple[np.ndarray, np.ndarray]]
     recent_requests: list[tuple[str, int, list[int]]]  # (request_id, user_id, item ids), oldest first
     segments: int
 
@@ -48,17 +50,20 @@ class _ServedLine(msgspec.Struct):
     item_id: int
     user_id: int
     served_at: datetime
+    position: int = 0
+    policy: str = ""
+    model_version: str = ""
 
 
 def scan_impressions(logs_dir: Path, recent: int) -> LogScan:
-    """Count impressions per item and collect the `recent` latest requests from the impression segments.
+    """Sum personalised exposure per version and item and collect the `recent` latest requests from the segments.
 
     A line that does not decode (a torn tail after a crash) is skipped here; `streamrec ingest` is the
     place that reports damaged lines.
     """
     paths = segment_paths(logs_dir, "impressions")
     decoder = msgspec.json.Decoder(_ServedLine)
-    per_item: Counter[int] = Counter()
+    exposure: dict[str, dict[int, float]] = {}
     requests: dict[str, tuple[int, list[int], datetime]] = {}
     for path in paths:
         for line in path.read_bytes().split(b"\n"):
@@ -68,16 +73,22 @@ def scan_impressions(logs_dir: Path, recent: int) -> LogScan:
                 row = decoder.decode(line)
             except (msgspec.DecodeError, UnicodeDecodeError):
                 continue
-            per_item[row.item_id] += 1
+            if row.policy == "personalized" and row.position >= 1 and row.model_version:
+                per_item = exposure.setdefault(row.model_version, {})
+                per_item[row.item_id] = per_item.get(row.item_id, 0.0) + 1.0 / math.log2(1 + row.position)
             user, items, served = requests.get(row.request_id, (row.user_id, [], row.served_at))
             if row.item_id not in items:
                 items.append(row.item_id)
             requests[row.request_id] = (user, items, max(served, row.served_at))
     latest = heapq.nlargest(int(recent), requests.items(), key=lambda kv: kv[1][2])
-    item_ids = np.fromiter(per_item.keys(), dtype=np.int64, count=len(per_item))
     return LogScan(
-        item_ids=item_ids,
-        impressions=np.fromiter(per_item.values(), dtype=np.int64, count=len(per_item)),
+        exposure={
+            version: (
+                np.fromiter(per_item.keys(), dtype=np.int64, count=len(per_item)),
+                np.fromiter(per_item.values(), dtype=np.float64, count=len(per_item)),
+            )
+            for version, per_item in exposure.items()
+        },
         recent_requests=[(rid, user, items) for rid, (user, items, _) in reversed(latest)],
         segments=len(paths),
     )

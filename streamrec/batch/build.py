@@ -130,8 +130,21 @@ def stored_diagnoses(database: Path, results: list[dict[str, Any]]) -> list[str]
 
 
 def _is_threshold_test(result: dict[str, Any]) -> bool:
-    """Whether a failing node is one of the scorecard's per-metric threshold tests."""
-    return result["unique_id"].startswith("test.") and ".threshold_met_" in result["unique_id"]
+    """Whether a node is one of the scorecard's per-metric gate tests (threshold_met_*, threshold_decided_*)."""
+    uid = result["unique_id"]
+    return uid.startswith("test.") and (".threshold_met_" in uid or ".threshold_decided_" in uid)
+
+
+def _print_section(title: str, lines: list[str]) -> None:
+    if lines:
+        print("\n".join(["", title, *(f"  {line}" for line in lines)]), flush=True)
+
+
+def _report_warnings(database: Path, warned: list[dict[str, Any]]) -> None:
+    """Print warnings under honest headings: scorecard rows (with their area) apart from feature drift."""
+    scorecard = [r for r in warned if _is_threshold_test(r)]
+    _print_section("Scorecard (reported, not failing this build):", stored_diagnoses(database, scorecard))
+    _print_section("Feature drift warning:", stored_diagnoses(database, [r for r in warned if r not in scorecard]))
 
 
 def _remove(path: Path) -> None:
@@ -148,8 +161,9 @@ def build(
     """Run `dbt build` (models and tests) into a copy of the warehouse; publish it atomically only if all pass.
 
     Raises StreamRecError naming the failing nodes (and any PSI diagnosis); the published warehouse
-    is then untouched. The one exception: when only scorecard threshold tests fail, the build is
-    published (the scorecard is a measurement) and the error still names each failing metric.
+    is then untouched. The one exception: when only scorecard gate tests fail (a FAIL row, or an
+    INCONCLUSIVE one with `evaluation_strict`), the build is published (the scorecard is a
+    measurement) and the error names each failing metric with its area.
     """
     # Failing scorecard thresholds fail `streamrec build`; a plain `dbt build` only warns (dbt_project.yml vars).
     variables = {"evaluation_threshold_severity": "error", **(variables or {})}
@@ -169,20 +183,22 @@ def build(
         try:
             code = run_dbt(settings, ["build"], building, select=select, as_of=as_of, variables=variables)
             failures = failed_results(settings)
+            warned = _results(settings, {"warn"})
             if code == 0 and not failures:
-                warnings = stored_diagnoses(building, _results(settings, {"warn"}))
-                if warnings:  # drift between the warn and fail thresholds: publish, but say so
-                    print("\n".join(["", "Feature drift warning:", *(f"  {w}" for w in warnings)]), flush=True)
+                _report_warnings(building, warned)  # INCONCLUSIVE rows, drift between warn and fail: say so
                 os.replace(building, published)
                 return
             diagnoses = stored_diagnoses(building, failures)
             if failures and all(_is_threshold_test(r) for r in failures):
                 # A failing scorecard metric is a measurement, not broken data: publish it so
-                # `streamrec report` shows the current FAIL, and still exit non-zero.
+                # `streamrec report` shows the current FAIL, and still exit non-zero. Each diagnosis
+                # reads "scorecard FAIL (<area>): ..." (or INCONCLUSIVE under --strict).
+                _report_warnings(building, warned)
+                _print_section("Scorecard failures (this build fails):", diagnoses)
                 os.replace(building, published)
                 names = ", ".join(r["unique_id"].split(".")[2] for r in failures)
                 raise StreamRecError(
-                    f"{len(failures)} evaluation threshold(s) failed: {names} (warehouse published with this "
+                    f"{len(failures)} scorecard threshold(s) failed: {names} (warehouse published with this "
                     "scorecard)" + "".join(f"; {d}" for d in diagnoses)
                 )
         finally:

@@ -4,20 +4,27 @@ Both arms of a running canary log the same `canary_phase`, so one query per phas
 candidate's bundle version with the control's over the same period and traffic split:
 
 - phase 1 (predictive metrics and latency): CTR = engaged events / impressions per version, and
-  p99 of the per-request latency. Pass if the candidate's CTR is at least the control's minus a
-  tolerance and its p99 is within a factor of the control's.
+  p99 of the per-request latency. The candidate's CTR minus the control's must be at least minus a
+  tolerance, and its p99 at most a factor of the control's.
 - phase 2 (fairness): creator exposure equity = normalised entropy of impressions over creator
   groups (language x new-creator flag, from features.item_features at the latest as_of); 1 means
-  impressions spread evenly over groups. Pass if the candidate's equity is at least the control's
+  impressions spread evenly over groups. The candidate's equity minus the control's must be at least
   minus a tolerance.
 
-Every comparison needs a minimum number of impressions per arm; otherwise the answer is "wait".
+Each comparison is judged by its 95% interval with the scorecard's rule (`streamrec.batch.gate.judge`):
+PASS when the whole interval clears the bound, FAIL when it misses it, INCONCLUSIVE (wait, with about
+how many more impressions or requests would decide it) otherwise. Intervals: Welch for the CTR
+difference (impressions independent), order statistics of each arm's p99 combined conservatively for
+the ratio, and the delta method for the entropy difference. A phase advances only when every comparison
+PASSes; a FAIL says why; below a minimum number of impressions per arm the answer is "wait".
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+from streamrec.batch.gate import Z_95, Verdict, judge
 from streamrec.contracts.groups import N_CREATOR_GROUPS
 from streamrec.core.event_types import ENGAGED_EVENT_TYPES
 from streamrec.core.settings import Settings
@@ -45,6 +52,8 @@ class ArmStats:
     ctr: float
     p99_latency_ms: float | None
     exposure_equity: float | None = None
+    p99_ci_ms: tuple[float, float] | None = None  # order-statistic 95% interval of the p99
+    exposure_equity_standard_error: float | None = None  # delta method, impressions independent
 
 
 @dataclass
@@ -56,6 +65,41 @@ class Decision:
     control: ArmStats | None
     candidate: ArmStats | None
     reasons: list[str] = field(default_factory=list)
+    status: str = "INSUFFICIENT_DATA"  # PASS (advance) | FAIL | INCONCLUSIVE (wait) | INSUFFICIENT_DATA (wait)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)  # per comparison
+
+
+def p99_interval(latencies: list[float]) -> tuple[float, float] | None:
+    """95% interval of the nearest-rank p99: order statistics at n·p ∓ z·sqrt(n·p·(1-p)) (+1), clamped to [1, n].
+
+    The same ranks as evaluation.online_serving_health (docs/evaluation.md, "Serving health").
+    """
+    n = len(latencies)
+    if n == 0:
+        return None
+    ordered = sorted(latencies)
+    spread = Z_95 * math.sqrt(n * 0.99 * 0.01)
+    low = min(max(math.floor(n * 0.99 - spread), 1), n)
+    high = min(max(math.ceil(n * 0.99 + spread) + 1, 1), n)
+    return ordered[low - 1], ordered[high - 1]
+
+
+def _nearest_rank_p99(latencies: list[float]) -> float:
+    """The value at rank ceil(0.99·n) of the sorted latencies (the scorecard's p99)."""
+    return sorted(latencies)[max(math.ceil(0.99 * len(latencies)), 1) - 1]
+
+
+def entropy_equity(counts: list[float], n_groups: int = N_CREATOR_GROUPS) -> tuple[float, float]:
+    """Normalised entropy of impressions over groups and its delta-method standard error.
+
+    H = -sum p ln p, Var(H) ~ (sum p (ln p)^2 - H^2) / n; both divided by ln(n_groups).
+    """
+    total = sum(counts)
+    shares = [c / total for c in counts if c > 0]
+    entropy = -sum(p * math.log(p) for p in shares)
+    variance = max(sum(p * math.log(p) ** 2 for p in shares) - entropy**2, 0.0) / total
+    scale = math.log(n_groups)
+    return entropy / scale, math.sqrt(variance) / scale
 
 
 def _arm_stats(settings: Settings, phase_label: str) -> dict[str, ArmStats]:
@@ -87,30 +131,35 @@ def _arm_stats(settings: Settings, phase_label: str) -> dict[str, ArmStats]:
             """,
             [phase_label],
         )
-        equity: dict[str, float] = {}
+        latencies: dict[str, list[float]] = {}
+        for version, latency in fetchall(
+            con,
+            """
+            select model_version, max(latency_ms) from ops.impressions
+            where canary_phase = ? and latency_ms is not null group by model_version, request_id
+            """,
+            [phase_label],
+        ):
+            latencies.setdefault(version, []).append(float(latency))
+        group_counts: dict[str, list[float]] = {}
         if has_groups:
-            for version, value in fetchall(
+            for version, count in fetchall(
                 con,
                 """
                 with latest as (
                     select item_id, item_creator_language_code || '/' || item_creator_is_new_flag::varchar as grp
                     from features.item_features
                     where as_of = (select max(as_of) from features.item_features)
-                ),
-                counts as (
-                    select i.model_version, l.grp, count(*)::double as n
-                    from ops.impressions i join latest l using (item_id)
-                    where i.canary_phase = ?
-                    group by all
-                ),
-                shares as (
-                    select model_version, n / sum(n) over (partition by model_version) as p from counts
                 )
-                select model_version, -sum(p * ln(p)) / ln(?) from shares group by all
+                select i.model_version, count(*)::double as n
+                from ops.impressions i join latest l using (item_id)
+                where i.canary_phase = ?
+                group by i.model_version, l.grp
                 """,
-                [phase_label, N_CREATOR_GROUPS],  # equity 1.0 = impressions spread evenly over every group
+                [phase_label],
             ):
-                equity[version] = float(value)
+                group_counts.setdefault(version, []).append(float(count))
+    equity = {version: entropy_equity(counts) for version, counts in group_counts.items()}
     return {
         version: ArmStats(
             version=version,
@@ -118,8 +167,12 @@ def _arm_stats(settings: Settings, phase_label: str) -> dict[str, ArmStats]:
             requests=int(requests),
             engaged=int(n_engaged),
             ctr=n_engaged / impressions if impressions else 0.0,
-            p99_latency_ms=None if p99 is None else float(p99),
-            exposure_equity=equity.get(version),
+            p99_latency_ms=_nearest_rank_p99(latencies.get(version, []))
+            if latencies.get(version)
+            else (None if p99 is None else float(p99)),
+            exposure_equity=equity[version][0] if version in equity else None,
+            p99_ci_ms=p99_interval(latencies.get(version, [])),
+            exposure_equity_standard_error=equity[version][1] if version in equity else None,
         )
         for version, impressions, requests, n_engaged, p99 in rows
     }
@@ -144,19 +197,77 @@ def decide(
         return decision
     assert ctl is not None and cand is not None
     if phase == 1:
-        if cand.ctr < ctl.ctr - thresholds.ctr_tolerance:
-            decision.reasons.append(f"CTR {cand.ctr:.4f} is below control {ctl.ctr:.4f} - {thresholds.ctr_tolerance}")
-        if cand.p99_latency_ms is not None and ctl.p99_latency_ms is not None:
-            limit = ctl.p99_latency_ms * thresholds.p99_factor
-            if cand.p99_latency_ms > limit:
-                decision.reasons.append(f"p99 latency {cand.p99_latency_ms:.1f} ms exceeds {limit:.1f} ms")
+        difference = cand.ctr - ctl.ctr
+        se = math.sqrt(cand.ctr * (1 - cand.ctr) / cand.impressions + ctl.ctr * (1 - ctl.ctr) / ctl.impressions)
+        _compare(
+            decision,
+            "CTR",
+            "CTR difference (candidate - control)",
+            difference,
+            (difference - Z_95 * se, difference + Z_95 * se),
+            -thresholds.ctr_tolerance,
+            ">=",
+            min(cand.impressions, ctl.impressions),
+            "impressions per arm",
+        )
+        if cand.p99_ci_ms is not None and ctl.p99_ci_ms is not None and ctl.p99_latency_ms:
+            ratio = (cand.p99_latency_ms or 0.0) / ctl.p99_latency_ms
+            low = cand.p99_ci_ms[0] / ctl.p99_ci_ms[1] if ctl.p99_ci_ms[1] > 0 else None
+            high = cand.p99_ci_ms[1] / ctl.p99_ci_ms[0] if ctl.p99_ci_ms[0] > 0 else None
+            _compare(
+                decision,
+                "p99",
+                "p99 latency ratio (candidate / control)",
+                ratio,
+                None if low is None or high is None else (low, high),
+                thresholds.p99_factor,
+                "<=",
+                min(cand.requests, ctl.requests),
+                "requests per arm",
+            )
     else:
         if cand.exposure_equity is None or ctl.exposure_equity is None:
             decision.reasons.append("no creator groups: features.item_features is missing (run `streamrec build`)")
-        elif cand.exposure_equity < ctl.exposure_equity - thresholds.equity_tolerance:
-            decision.reasons.append(
-                f"creator exposure equity {cand.exposure_equity:.3f} is below control "
-                f"{ctl.exposure_equity:.3f} - {thresholds.equity_tolerance}"
-            )
-    decision.advance = not decision.reasons
+            decision.status = "INSUFFICIENT_DATA"
+            return decision
+        difference = cand.exposure_equity - ctl.exposure_equity
+        se = math.hypot(cand.exposure_equity_standard_error or 0.0, ctl.exposure_equity_standard_error or 0.0)
+        _compare(
+            decision,
+            "equity",
+            "creator exposure equity difference (candidate - control)",
+            difference,
+            (difference - Z_95 * se, difference + Z_95 * se),
+            -thresholds.equity_tolerance,
+            ">=",
+            min(cand.impressions, ctl.impressions),
+            "impressions per arm",
+        )
+    statuses = {v.status for v in decision.verdicts.values()}
+    decision.status = "FAIL" if "FAIL" in statuses else "INCONCLUSIVE" if statuses - {"PASS"} else "PASS"
+    decision.advance = decision.status == "PASS"
     return decision
+
+
+def _compare(
+    decision: Decision,
+    key: str,
+    what: str,
+    value: float,
+    interval: tuple[float, float] | None,
+    bound: float,
+    direction: str,
+    n: int,
+    unit: str,
+) -> None:
+    """Judge one comparison with the gate's rule and record why it does not pass."""
+    low, high = interval if interval is not None else (None, None)
+    verdict = judge(value, low, high, bound, direction, n)
+    decision.verdicts[key] = verdict
+    shown = "no interval" if interval is None else f"95% CI [{interval[0]:.4f}, {interval[1]:.4f}]"
+    if verdict.status == "FAIL":
+        side = "below" if direction == ">=" else "above"
+        decision.reasons.append(f"FAIL: {what} {value:.4f} ({shown}) is {side} {bound:g}")
+    elif verdict.status != "PASS":
+        more = f": about {verdict.samples_to_decide} more {unit} would decide it" if verdict.samples_to_decide else ""
+        decision.reasons.append(f"wait (INCONCLUSIVE): {what} {value:.4f} ({shown}) straddles {bound:g}{more}")

@@ -31,9 +31,12 @@ create table if not exists {TABLE} (
     mean_value double,
     row_count bigint not null,
     captured_at timestamp not null,
+    snapshot_as_of timestamp,
     primary key (tag, feature_name, bin_index)
 )
 """
+# References captured before the column existed get it (null: their snapshot day was not recorded).
+ADD_SNAPSHOT_AS_OF = f"alter table {TABLE} add column if not exists snapshot_as_of timestamp"
 
 
 def quantile_bins(
@@ -80,6 +83,7 @@ def capture(settings: Settings, tag: str) -> str:
             "mean_value",
             "row_count",
             "captured_at",
+            "snapshot_as_of",
         )
     }
     skipped: list[str] = []
@@ -108,16 +112,19 @@ def capture(settings: Settings, tag: str) -> str:
                     skipped.append(name)
                 for index, (lower, upper, share, mean, count) in enumerate(bins):
                     for key, value in zip(
-                        rows, (tag, name, index, lower, upper, share, mean, count, captured_at), strict=True
+                        rows,
+                        (tag, name, index, lower, upper, share, mean, count, captured_at, as_of),
+                        strict=True,
                     ):
                         rows[key].append(value)
         table = pa.table(rows)
         with transaction(con):
             con.execute("create schema if not exists reference")
             con.execute(CREATE_TABLE)
+            con.execute(ADD_SNAPSHOT_AS_OF)
             con.execute(f"delete from {TABLE} where tag = ?", [tag])
             con.register("new_reference_bins", table)
-            con.execute(f"insert into {TABLE} select * from new_reference_bins")
+            con.execute(f"insert into {TABLE} ({', '.join(rows)}) select * from new_reference_bins")
             con.unregister("new_reference_bins")
     captured = len(set(rows["feature_name"]))
     note = f"; no values for {', '.join(skipped)}" if skipped else ""

@@ -6,14 +6,15 @@ Everything is read from the published warehouse through one read-only connection
 (`truth.simulation_runs`) so the SQL estimate's interval can be checked against the truth
 (COVERED / NOT COVERED), and the oracle page beside the served and holdout pages
 (`evaluation.simulation_oracle_lift`, docs/evaluation.md section 6). The report never judges anything
-itself: PASS / FAIL / INSUFFICIENT_DATA are the scorecard's (`docs/evaluation.md`), and `dbt build`
-already failed on a FAIL. The HTML embeds every figure as a base64 PNG and its CSS inline: one file to
-attach or archive.
+itself: PASS / FAIL / INCONCLUSIVE / INSUFFICIENT_DATA are the scorecard's (`docs/evaluation.md`), and
+`dbt build` already failed on a FAIL. The HTML embeds every figure as a base64 PNG and its CSS inline: one
+file to attach or archive.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -30,16 +31,20 @@ from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import Settings
 from streamrec.core.warehouse import connect, table_exists
 
-STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INSUFFICIENT_DATA": "yellow"}
+STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold magenta", "INSUFFICIENT_DATA": "yellow"}
 SCORECARD_COLUMNS = (
-    "metric, model_version, value, ci_low, ci_high, threshold, direction, sample_size, min_sample_size, "
-    "sample_unit, status, summary"
+    "metric, area, model_version, value, ci_low, ci_high, threshold, direction, sample_size, min_sample_size, "
+    "sample_unit, status, samples_to_decide, summary"
 )
+TRADEOFF_FILE = "fairness_tradeoff.json"  # bench/fairness.py writes it under $STREAMREC_HOME/reports
 # docs/evaluation.md's order: offline quality, serving health, causal effect, fairness; others after, by name
 METRIC_ORDER = (
     "retrieval_recall_at_500",
     "ranking_hit_at_10",
     "ranking_ndcg_at_10",
+    "retrieval_recall_at_500_lift",
+    "ranking_hit_at_10_lift",
+    "ranking_ndcg_at_10_lift",
     "p99_latency_ms",
     "feature_store_hit_rate",
     "training_serving_skew_max_psi",
@@ -77,6 +82,9 @@ class ReportData:
     exposure_groups: list[dict[str, Any]] = field(default_factory=list)
     creator_exposure: list[float] = field(default_factory=list)
     psi: list[tuple[str, float]] = field(default_factory=list)
+    psi_days: tuple[str | None, str | None] = (None, None)  # (snapshot as_of, reference as_of) of the PSI
+    psi_next_day: str | None = None  # the first feature day after the reference's, to compare instead
+    tradeoff: dict[str, Any] | None = None  # bench/fairness.py's curve, when it ran on this home
     latencies_ms: list[float] = field(default_factory=list)
     effects: list[dict[str, Any]] = field(default_factory=list)
     age_bands: list[dict[str, Any]] = field(default_factory=list)
@@ -131,16 +139,58 @@ def read_report_data(settings: Settings) -> ReportData:
             scorecard=scorecard,
         )
         if _exists(con, "evaluation.online_training_serving_skew"):
-            data.psi = [
-                (r["feature_name"], float(r["psi"]))
-                for r in _rows(con, "select feature_name, psi from evaluation.online_training_serving_skew")
-                if r["psi"] is not None
-            ]
+            skew = _rows(con, "select * from evaluation.online_training_serving_skew")
+            data.psi = [(r["feature_name"], float(r["psi"])) for r in skew if r["psi"] is not None]
+            days = {(r.get("snapshot_as_of"), r.get("reference_as_of")) for r in skew}
+            if len(days) == 1:
+                snapshot, reference = days.pop()
+                data.psi_days = (_day(snapshot), _day(reference))
+                if reference is not None and _exists(con, "features.user_features"):
+                    later = _rows(
+                        con, "select min(as_of) as day from features.user_features where as_of > ?", [reference]
+                    )
+                    data.psi_next_day = _day(later[0]["day"]) if later else None
         if version is not None:
             _read_version_data(con, data, version)
         data.simulation = _simulation_checks(con, data)
         data.oracle = _oracle_lift(con)
+    data.tradeoff = _read_tradeoff(settings.home / "reports" / TRADEOFF_FILE, version)
     return data
+
+
+def _day(value: Any) -> str | None:
+    return None if value is None else str(value)[:10]
+
+
+def _read_tradeoff(path: Path, version: str | None) -> dict[str, Any] | None:
+    """bench/fairness.py's trade-off curve for the serving version, if it was measured on this home."""
+    if not path.exists():
+        return None
+    try:
+        curve = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # a broken file is no curve, not a failed report
+    return curve if curve.get("version") == version and curve.get("points") else None
+
+
+def psi_caption(data: ReportData) -> str:
+    """The PSI figure's caption; says so when reference and snapshot are the same day (every PSI is 0 then)."""
+    caption = (
+        "Population stability index of every numeric feature, latest snapshot against the serving version's reference."
+    )
+    snapshot, reference = data.psi_days
+    if snapshot is not None and snapshot == reference:
+        instead = (
+            f"compare the snapshot of {data.psi_next_day} instead (`streamrec build --as-of {data.psi_next_day}`)"
+            if data.psi_next_day
+            else "capture the reference from an earlier day, or compare a later feature build (`streamrec build "
+            "--as-of` a day after " + snapshot + ")"
+        )
+        caption += (
+            f" The reference and the latest snapshot are the same day ({snapshot}): every PSI is 0 by construction "
+            f"and says nothing about drift; {instead}."
+        )
+    return caption
 
 
 def _read_version_data(con: duckdb.DuckDBPyConnection, data: ReportData, version: str) -> None:
@@ -352,17 +402,28 @@ def scorecard_table(data: ReportData) -> Table:
     title = f"StreamRec scorecard - version {data.serving_version or 'none'}"
     if data.chosen_by:
         title += f" ({data.chosen_by})"
-    table = Table("metric", "value", "95% CI", "threshold", "n / min", "status", title=title, title_justify="left")
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric", no_wrap=True)  # a metric's name is what a reader (and a test) looks for
+    for name in ("area", "value", "95% CI", "threshold", "n / min"):
+        table.add_column(name)
+    table.add_column("status", no_wrap=True)
     for row in data.scorecard:
         status = row["status"]
         table.add_row(
             row["metric"],
+            row.get("area") or "",
             *_value_and_interval(row),
             f"{row['direction']} {row['threshold']:g}",
             _sample(row),
-            f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+            f"[{STATUS_STYLE.get(status, '')}]{status}[/]" + _to_decide(row),
         )
     return table
+
+
+def _to_decide(row: dict[str, Any]) -> str:
+    """` +N`: the extra sample (in the row's sample unit) an INCONCLUSIVE row needs, from the observed spread."""
+    more = row.get("samples_to_decide")
+    return "" if row["status"] != "INCONCLUSIVE" or more is None else f" +{more:,}"
 
 
 def simulation_table(checks: list[SimulationCheck]) -> Table:
@@ -389,13 +450,20 @@ def simulation_table(checks: list[SimulationCheck]) -> Table:
 
 
 def print_report(data: ReportData, console: Console) -> None:
-    """The terminal report: the scorecard, a count per status, the FAIL diagnoses and the simulation check."""
+    """The terminal report: the scorecard, a count per status, the FAIL / INCONCLUSIVE diagnoses, the simulation."""
     console.print(scorecard_table(data))
     counts = {status: sum(row["status"] == status for row in data.scorecard) for status in STATUS_STYLE}
     console.print(", ".join(f"[{STATUS_STYLE[s]}]{n} {s}[/]" for s, n in counts.items()))
-    for row in data.scorecard:
-        if row["status"] == "FAIL":
-            console.print(f"[bold red]FAIL[/] {row['summary']}", highlight=False)
+    for status in ("FAIL", "INCONCLUSIVE"):
+        for row in data.scorecard:
+            if row["status"] == status:
+                console.print(
+                    f"[{STATUS_STYLE[status]}]{status}[/] ({row.get('area') or 'scorecard'}) {row['summary']}",
+                    highlight=False,
+                )
+    snapshot, reference = data.psi_days
+    if snapshot is not None and snapshot == reference:
+        console.print(f"note: {psi_caption(data).split('. ', 1)[1]}", highlight=False)
     if data.simulation:
         console.print(simulation_table(data.simulation))
         if data.simulation[0].note:
@@ -424,8 +492,7 @@ def figures(data: ReportData) -> list[tuple[str, str, bytes]]:
         ),
         (
             "psi",
-            "Population stability index of every numeric feature, latest snapshot against the serving version's "
-            "reference.",
+            psi_caption(data),
             report_plots.psi_plot(data.psi, thresholds.get("training_serving_skew_max_psi")),
         ),
         (
@@ -449,6 +516,15 @@ def figures(data: ReportData) -> list[tuple[str, str, bytes]]:
                 data.exposure_groups, thresholds.get("creator_exposure_equity"), data.age_bands
             ),
         ),
+        (
+            "exposure-tradeoff",
+            "Exposure control trade-off over reserve caps (bench/fairness.py on this home): worst-group equity, "
+            "creators never shown, and NDCG@10, Hit@10 and the simulator's true engagement relative to no control."
+            + (f" Command: {data.tradeoff['command']}" if data.tradeoff else ""),
+            report_plots.tradeoff_plot(
+                data.tradeoff["points"] if data.tradeoff else [], thresholds.get("creator_exposure_equity")
+            ),
+        ),
     ]
 
 
@@ -462,6 +538,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .PASS, .COVERED { color: #2e7d32; font-weight: 600; }
 .FAIL, .NOT_COVERED { color: #c62828; font-weight: 700; }
 .INSUFFICIENT_DATA, .NOT_COMPARABLE { color: #a15c00; }
+.INCONCLUSIVE { color: #6a1b9a; font-weight: 600; }
 figure { margin: 2rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9rem; } .meta { color: #666; }
 """
@@ -471,10 +548,11 @@ def render_html(data: ReportData, figure_list: list[tuple[str, str, bytes]]) -> 
     """The self-contained HTML document (inline CSS, figures as data URIs, no scripts)."""
     e = html.escape
     rows = "".join(
-        f"<tr><td>{e(r['metric'])}</td><td class='num'>{e(_value_and_interval(r)[0])}</td>"
+        f"<tr><td>{e(r['metric'])}</td><td>{e(r.get('area') or '')}</td>"
+        f"<td class='num'>{e(_value_and_interval(r)[0])}</td>"
         f"<td class='num'>{e(_value_and_interval(r)[1])}</td>"
         f"<td class='num'>{e(r['direction'])} {r['threshold']:g}</td><td>{e(_sample(r))}</td>"
-        f"<td class='{e(r['status'])}'>{e(r['status'])}</td><td>{e(r['summary'] or '')}</td></tr>"
+        f"<td class='{e(r['status'])}'>{e(r['status'] + _to_decide(r))}</td><td>{e(r['summary'] or '')}</td></tr>"
         for r in data.scorecard
     )
     simulation = ""
@@ -504,7 +582,9 @@ def render_html(data: ReportData, figure_list: list[tuple[str, str, bytes]]) -> 
         f"<h1>StreamRec evaluation report</h1><p class='meta'>version {e(data.serving_version or 'none')} "
         f"({e(data.chosen_by or 'no traffic yet')}), warehouse {e(str(data.warehouse))}, generated {generated}. "
         "Definitions: docs/evaluation.md.</p>"
-        "<h2>Scorecard</h2><table><tr><th>metric</th><th>value</th><th>95% CI</th><th>threshold</th>"
+        "<h2>Scorecard</h2><p class='meta'>PASS: the 95% interval clears the threshold; FAIL: it misses it; "
+        "INCONCLUSIVE: it straddles it (with the extra sample that would decide it).</p>"
+        "<table><tr><th>metric</th><th>area</th><th>value</th><th>95% CI</th><th>threshold</th>"
         f"<th>n / min</th><th>status</th><th>summary</th></tr>{rows}</table>"
         f"{simulation}{_oracle_html(data.oracle)}<h2>Figures</h2>{figs}</body></html>"
     )

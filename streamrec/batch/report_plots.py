@@ -108,6 +108,47 @@ def psi_plot(features: Sequence[tuple[str, float]], threshold: float | None) -> 
     return to_png(figure)
 
 
+def tradeoff_plot(points: Sequence[dict], threshold: float | None) -> bytes:
+    """Exposure control over reserve caps: equity and never-shown creators (left), relative costs (right)."""
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    if not points:
+        return _empty(
+            figure,
+            "Exposure control trade-off",
+            "not measured on this home: .venv/bin/python bench/fairness.py --trained-home $STREAMREC_HOME",
+        )
+    caps = [p["cap"] for p in points]
+    left, right = figure.subplots(1, 2)
+    left.plot(caps, [p["worst_equity"] or 0.0 for p in points], marker="o", color=PASS_COLOUR, label="worst equity")
+    left.plot(
+        caps,
+        [p["creators_never_shown_share"] for p in points],
+        marker="s",
+        color=NEUTRAL_COLOUR,
+        label="creators never shown",
+    )
+    if threshold is not None:
+        left.axhline(threshold, color=FAIL_COLOUR, linestyle="--", label=f"equity threshold {threshold:g}")
+    left.axhline(0.1, color=NEUTRAL_COLOUR, linestyle=":", label="never-shown goal 0.1")
+    left.set_xlabel("cap (share of page reserved at most)")
+    left.set_ylim(0, 1)
+    left.legend(fontsize=8)
+    left.set_title("Exposure")
+    for key, label, marker in (
+        ("ndcg_at_10_vs_no_control", "NDCG@10", "o"),
+        ("hit_at_10_vs_no_control", "Hit@10", "s"),
+        ("true_engaged_per_page_vs_no_control", "true engagement", "^"),
+    ):
+        right.plot(caps, [100 * (p.get(key) or 0.0) for p in points], marker=marker, label=label)
+    right.axhline(-2, color=FAIL_COLOUR, linestyle="--", label="NDCG cost goal -2%")
+    right.axhline(0, color="#999999", linewidth=0.8)
+    right.set_xlabel("cap (share of page reserved at most)")
+    right.set_ylabel("% vs no control")
+    right.legend(fontsize=8)
+    right.set_title("Cost")
+    return to_png(figure)
+
+
 def latency_plot(latencies_ms: Sequence[float], p99: float | None, threshold: float | None) -> bytes:
     """Histogram of per-request latency (log-spaced bins) with the p99 and its threshold."""
     figure = Figure(figsize=(9, 4), layout="constrained")

@@ -34,6 +34,7 @@ REFERENCE_COLUMNS = {
     "mean_value": "double",
     "row_count": "bigint",
     "captured_at": "timestamp",
+    "snapshot_as_of": "timestamp",  # the feature day the reference was captured from (null before issue 13)
 }
 
 

@@ -125,13 +125,19 @@ def build(
     freshness: Annotated[
         bool, typer.Option("--freshness/--no-freshness", help="Then run `dbt source freshness` and report it.")
     ] = True,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Also fail on INCONCLUSIVE scorecard rows (interval straddles the threshold)."),
+    ] = False,
 ) -> None:
     """Run `dbt build` (models and tests) into a copy of the warehouse and publish it only if it passes."""
     from streamrec.batch.build import build as run
 
-    variables = {"evaluation_threshold_severity": "warn"} if warn_thresholds else None
+    variables: dict[str, object] = {"evaluation_threshold_severity": "warn"} if warn_thresholds else {}
+    if strict:
+        variables["evaluation_strict"] = True
     settings = _settings()
-    run(settings, select=select, as_of=as_of, variables=variables)
+    run(settings, select=select, as_of=as_of, variables=variables or None)
     if freshness:
         from streamrec.batch.freshness import report_freshness
 
@@ -353,6 +359,8 @@ def demo(
     interactions_per_user: Annotated[
         int | None, typer.Option(min=1, help="History per user (default: the demo's, docs/data.md)")
     ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic world and training (simulator: seed + 4).")] = 7,
+    tradeoff: Annotated[bool, typer.Option(help="Measure a short exposure-control trade-off curve.")] = True,
 ) -> None:
     """The whole loop on a demo-sized dataset, in 12 steps (streamrec/lab/demo.py):
 
@@ -373,7 +381,7 @@ def demo(
     from streamrec.lab.demo import DEMO_INTERACTIONS_PER_USER, run_demo
 
     per_user = DEMO_INTERACTIONS_PER_USER if interactions_per_user is None else interactions_per_user
-    run_demo(_settings(), users=users, items=items, interactions_per_user=per_user)
+    run_demo(_settings(), users=users, items=items, interactions_per_user=per_user, seed=seed, tradeoff=tradeoff)
 
 
 @app.command()

@@ -15,6 +15,7 @@ All state lives under one home directory; `Settings` derives the paths from it.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -82,8 +83,17 @@ class StreamRecSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     # serving
     admin_token: str | None = None  # unset disables the admin endpoints (401)
     retrieval_k: Annotated[int, Meta(ge=1, le=10_000)] = 500  # FAISS candidates handed to the ranker
-    fairness_share: Share = 0.05  # share of slots reserved for the most under-exposed creator groups
-    fairness_groups: Positive = 3  # how many of the least-exposed groups count as "under-exposed"
+    # Amortized exposure control (api/services/fairness.py, ADR 0006): at most fairness_cap of a page's slots
+    # go to the creator groups furthest below target; 0 turns the control off.
+    fairness_cap: Share = 0.7
+    # per audited dimension, the normalised share a group must reach relative to the most exposed group:
+    # one ratio (`0.7`) or `creator_language=0.8,creator_is_new=0.7,...` (fairness.parse_targets checks it).
+    # The default is the creator_exposure_equity threshold (0.6) plus a margin of 0.1: at the threshold itself
+    # the controller parks lagging groups exactly on it, and the interval gate can then never PASS (ADR 0006).
+    fairness_targets: str = "0.7"
+    fairness_min_score: float = -math.inf  # ranker logit below which an item is never promoted
+    fairness_price: Annotated[float, Meta(ge=0.0)] = math.inf  # logits a promotion may cost per page of backlog
+    fairness_reach: Annotated[int, Meta(ge=0, le=1000)] = 20  # shortlist items scored per lagging group
     exploration: Literal["epsilon_greedy", "plackett_luce", "none"] = "epsilon_greedy"
     epsilon: Share = 0.1  # probability of serving a uniformly random list from the exploration pool
     temperature: Annotated[float, Meta(gt=0.0)] = 0.5  # Plackett-Luce temperature on standardised scores

@@ -41,8 +41,14 @@ def run_demo(
     items: int = 1_000,
     requests: int = 3_000,
     interactions_per_user: int = DEMO_INTERACTIONS_PER_USER,
+    seed: int = 7,
+    tradeoff: bool = True,
 ) -> None:
-    """Run every stage in order on a fresh STREAMREC_HOME; raise StreamRecError at the first failure."""
+    """Run every stage in order on a fresh STREAMREC_HOME; raise StreamRecError at the first failure.
+
+    `seed` fixes the synthetic world and the training (the simulator uses seed + 4, so the default 7 keeps
+    its historical 11); `tradeoff` adds a short exposure-control trade-off curve for the report.
+    """
     from streamrec.batch.build import build
     from streamrec.batch.ingest import ingest_logs
     from streamrec.batch.migrate import init_db
@@ -58,7 +64,7 @@ def run_demo(
     console.print(f"migration {init_db(settings)} in {settings.warehouse_path}")
     _step("2. generate synthetic StreamRec data")
     console.print(
-        generate(settings, users=users, items=items, days=60, seed=7, interactions=users * interactions_per_user)
+        generate(settings, users=users, items=items, days=60, seed=seed, interactions=users * interactions_per_user)
     )
     _step("3. dbt build: staging, contract-enforced features, training table, tests")
     build(settings, variables=WARN_ONLY)  # a re-run evaluates the last run's impressions: thresholds warn here
@@ -67,7 +73,7 @@ def run_demo(
     _step("5. dbt build again, PSI test armed")
     build(settings, variables=WARN_ONLY)  # a re-run evaluates the last run's impressions: thresholds warn here
     _step("6. train: two-tower + FAISS + ranker, one co-versioned bundle")
-    console.print(train(settings, epochs=3, seed=7, version=None))
+    console.print(train(settings, epochs=3, seed=seed, version=None))
     version = _newest_version(settings)
     _step(f"7. promote {version}")
     console.print(promote(settings, version=version, by="demo", reason="make demo"))
@@ -75,18 +81,38 @@ def run_demo(
     build(settings, select="offline_metrics", variables=WARN_ONLY)
     _print_offline_metrics(settings)
     _step(f"9. serve over HTTP and drive it with {requests} simulated requests")
-    _serve_and_simulate(settings, requests=requests)
+    _serve_and_simulate(settings, requests=requests, seed=seed + 4)
     _step("10. ingest the impression and event logs into the warehouse")
     console.print(ingest_logs(settings))
     _step("11. evaluation in SQL: causal effect, off-policy, fairness, skew, thresholds")
     build(settings, select="evaluation", variables=WARN_ONLY)
-    _step("12. the scorecard")
+    if tradeoff:
+        _step("12. exposure control trade-off over reserve caps (in process, for the report)")
+        _tradeoff(settings, seed=seed + 4)
+    _step("13. the scorecard" if tradeoff else "12. the scorecard")
     report(settings, html_path=None, console=console)
     console.print(
         f"\n[bold green]demo finished[/] in {time.monotonic() - started:.0f} s. "
         f"Warehouse: {settings.warehouse_path}  bundles: {settings.artifacts_dir}  logs: {settings.logs_dir}\n"
         f'Try: .venv/bin/streamrec sql "select * from evaluation.scorecard"'
     )
+
+
+def _tradeoff(settings: Settings, seed: int) -> None:
+    from streamrec.lab.exposure_tradeoff import run_curve, write_curve
+
+    caps = [0.0, 0.2, 0.5, 0.7]
+    points = run_curve(settings.home, caps, requests=1_200, seed=seed)
+    command = f"streamrec demo (caps {caps}, 1200 requests each); full curve: bench/fairness.py"
+    out = write_curve(settings.home, points, command, "")
+    for p in points:
+        equity = "n/a" if p["worst_equity"] is None else f"{p['worst_equity']:.3f}"
+        console.print(
+            f"cap {p['cap']:.1f}: worst equity {equity}, creators never shown {p['creators_never_shown_share']:.1%}, "
+            f"NDCG@10 {p['ndcg_at_10_vs_no_control']:+.1%}, "
+            f"true engagement {p['true_engaged_per_page_vs_no_control']:+.1%}"
+        )
+    console.print(f"curve: {out}")
 
 
 def _newest_version(settings: Settings) -> str:
@@ -115,7 +141,7 @@ def _print_offline_metrics(settings: Settings) -> None:
     console.print(table)
 
 
-def _serve_and_simulate(settings: Settings, requests: int) -> None:
+def _serve_and_simulate(settings: Settings, requests: int, seed: int) -> None:
     from streamrec.lab.simulate import simulate
 
     server = ApiProcess(
@@ -124,7 +150,7 @@ def _serve_and_simulate(settings: Settings, requests: int) -> None:
         log=settings.logs_dir / "server.log",
     ).start()
     try:
-        console.print(str(simulate(settings, url=server.url, requests=requests, seed=11, concurrency=4)))
+        console.print(str(simulate(settings, url=server.url, requests=requests, seed=seed, concurrency=4)))
         metrics = httpx.get(f"{server.url}/metrics", timeout=10.0).text
     finally:
         server.stop()

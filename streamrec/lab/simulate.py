@@ -247,10 +247,10 @@ class _Counterfactuals:
                         "the STREAMREC_HOME the API serves from"
                     )
                 bundle = load_serving_bundle(directory, expected_version=version)
-            if not self._restored and len(self._scan.item_ids):  # the API's startup scan, for fairness counters
-                rows = bundle.item_rows(self._scan.item_ids)
-                known = rows >= 0
-                self.tracker.add(bundle.item_groups[rows[known]], self._scan.impressions[known])
+            if not self._restored:  # the API's startup scan, for the exposure controller's deficits
+                from streamrec.api.services.recommender import restore_exposure
+
+                restore_exposure(self.tracker, bundle, self._scan)
             self._restored = True
             self._bundles[version] = bundle
         return self._bundles[version]
@@ -269,11 +269,13 @@ class _Counterfactuals:
             return None
         return bundle.item_ids[page.rows]
 
-    def record_served(self, version: str, item_ids: np.ndarray) -> None:
-        """Count a served page as exposure, as the API does after logging it."""
+    def record_served(self, version: str, item_ids: np.ndarray, policy: str) -> None:
+        """Count a served page as exposure, as the API does after logging it (personalised pages only)."""
         bundle = self.bundle(version)
         rows = bundle.item_rows(item_ids)
-        self.tracker.record(bundle.item_groups[rows[rows >= 0]])
+        known = rows >= 0
+        if policy == "personalized" and known.any():
+            self.tracker.record(version, bundle.item_groups[rows[known]], np.flatnonzero(known) + 1)
 
 
 class _Behaviour:
@@ -481,7 +483,7 @@ class _Driver:
         rng = np.random.default_rng([self.seed, index])
         items = np.array([it["item_id"] for it in body["items"]], dtype=np.int64)
         policy, version = body["policy"], body["model_version"]
-        self.counterfactuals.record_served(version, items)
+        self.counterfactuals.record_served(version, items, policy)
         engaged_served, watch_served = self.behaviour.expectations(user, items)
         other = self.counterfactuals.counterfactual_items(version, user, policy, len(items))
         engaged_other, watch_other = (None, None) if other is None else self.behaviour.expectations(user, other)

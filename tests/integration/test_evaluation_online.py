@@ -172,7 +172,7 @@ def _scorecard(settings: Settings) -> dict[str, dict]:
 
 def test_with_no_impressions_every_online_metric_is_insufficient_data(built_home: Path) -> None:
     scorecard = _scorecard(Settings(home=built_home))
-    assert len(scorecard) == 10
+    assert len(scorecard) == 13
     assert {row["status"] for row in scorecard.values()} == {"INSUFFICIENT_DATA"}
 
 
@@ -230,6 +230,8 @@ def test_ate_covers_the_true_effect_equity_matches_python_and_a_failed_threshold
         assert equity[dimension] == pytest.approx(value, abs=1e-9), dimension
 
     scorecard = _scorecard(settings)
+    # PASS by its interval, not its point: the whole 95% interval clears the 0.01 threshold
+    assert scorecard["causal_ate_engagement"]["ci_low"] >= 0.01
     assert scorecard["causal_ate_engagement"]["status"] == "PASS"
     assert scorecard["causal_ate_engagement"]["value"] == pytest.approx(expected_effect, abs=1e-9)
     assert scorecard["creator_exposure_equity"]["value"] == pytest.approx(min(expected_equity.values()), abs=1e-9)
@@ -246,9 +248,29 @@ def test_ate_covers_the_true_effect_equity_matches_python_and_a_failed_threshold
         build(settings, select="evaluation.online")
     message = str(failure.value)
     assert "threshold_met_p99_latency_ms" in message
-    assert "p99_latency_ms = 460.0 > threshold 200.0" in message
+    # named as a scorecard failure of its area, with the interval that decided it (not as feature drift)
+    assert "scorecard FAIL (health): p99_latency_ms = 460.0 [95% CI 460.0, 460.0] > threshold 200.0" in message
     assert "threshold_met_causal_ate_engagement" not in message
+    assert "drift" not in message
     # only a threshold failed, so the measured scorecard is published for `streamrec report` to show
     with connect(settings, read_only=True) as con:
         status = fetchall(con, "select status, value from evaluation.scorecard where metric = 'p99_latency_ms'")
     assert status == [("FAIL", 460.0)]
+
+    # latencies 0..202 ms: the p99 sits on the 200 ms threshold and its interval straddles it. The build
+    # reports the INCONCLUSIVE row (naming its area and the sample that would decide it) and succeeds;
+    # under --strict (var evaluation_strict) the same row fails it.
+    with connect(settings) as con:
+        con.execute("update ops.impressions set latency_ms = cast(hash(request_id) % 203 as double)")
+    build(settings, select="evaluation.online")
+    with connect(settings, read_only=True) as con:
+        row = fetchall(
+            con,
+            "select status, ci_low, ci_high, samples_to_decide from evaluation.scorecard "
+            "where metric = 'p99_latency_ms'",
+        )[0]
+    assert row[0] == "INCONCLUSIVE" and row[1] <= 200.0 <= row[2] and row[3] > 0, row
+    with pytest.raises(StreamRecError) as strict:
+        build(settings, select="evaluation.online", variables={"evaluation_strict": True})
+    assert "threshold_decided_p99_latency_ms" in str(strict.value)
+    assert "scorecard INCONCLUSIVE (health): p99_latency_ms" in str(strict.value)

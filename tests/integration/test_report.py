@@ -21,7 +21,7 @@ from tests.integration.test_simulate import build_simulated_home
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-FIGURES = ("exposure-share", "lorenz", "psi", "latency", "effects", "intersectional")
+FIGURES = ("exposure-share", "lorenz", "psi", "latency", "effects", "intersectional", "exposure-tradeoff")
 THRESHOLDS = DBT_PROJECT_DIR / "seeds" / "evaluation" / "online" / "evaluation_thresholds.csv"
 IMG = re.compile(r"<img alt='([^']+)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'>")
 
@@ -49,16 +49,17 @@ def test_report_prints_every_metric_with_its_status_and_writes_the_html(report_h
     out = completed.stdout
     with connect(Settings(home=report_home), read_only=True) as con:
         statuses = dict(fetchall(con, "select metric, status from evaluation.scorecard"))
+        areas = dict(fetchall(con, "select metric, area from evaluation.scorecard"))
     metrics = [row["metric"] for row in csv.DictReader(THRESHOLDS.open())]
     assert sorted(statuses) == sorted(metrics)
     for metric in metrics:
         line = next(line for line in out.splitlines() if f" {metric} " in line)
         assert statuses[metric] in line  # the table row shows the scorecard's own status
-    for status in ("PASS", "FAIL", "INSUFFICIENT_DATA"):
+    for status in ("PASS", "FAIL", "INCONCLUSIVE", "INSUFFICIENT_DATA"):
         assert f"{sum(s == status for s in statuses.values())} {status}" in out
     for metric, status in statuses.items():
-        if status == "FAIL":
-            assert any(line.startswith("FAIL " + metric) for line in out.splitlines())  # the diagnosis is spelled out
+        if status in ("FAIL", "INCONCLUSIVE"):  # the diagnosis is spelled out, with the metric's area
+            assert any(line.startswith(f"{status} ({areas[metric]}) {metric}") for line in out.splitlines())
     default = report_home / "reports" / "report.html"
     assert f"HTML report: {default}" in out.replace("\n", "")
     assert default.is_file()

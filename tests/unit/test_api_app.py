@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import time
 from collections.abc import Iterator
@@ -342,7 +343,9 @@ def test_restart_restores_requests_and_exposure(home: Settings) -> None:
         page = served(client)
     app = create_app(api_settings(home))
     with TestClient(app) as client:
-        assert app.state.services.tracker.counts().sum() == 5
+        # position-weighted personalised exposure of the one page of 5, restored from the log
+        exposure = app.state.services.tracker.exposure(page["model_version"])
+        assert exposure.sum() == pytest.approx(sum(1 / math.log2(1 + p) for p in range(1, 6)))
         event = {"request_id": page["request_id"], "item_id": page["items"][0]["item_id"], "event_type": "like"}
         event["event_ts"] = "2026-03-01T00:00:00Z"
         assert client.post("/v1/events", json={"events": [event]}).status_code == 200

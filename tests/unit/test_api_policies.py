@@ -1,4 +1,7 @@
-"""Serving policies in isolation: fairness re-rank, exploration propensities, holdout, canary routing and states."""
+"""Serving policies in isolation: exploration propensities, holdout, canary routing and states.
+
+Exposure control is tested in test_exposure_control.py.
+"""
 
 from __future__ import annotations
 
@@ -13,56 +16,7 @@ from streamrec.api.services.exploration import (
     explore,
     plackett_luce_marginals,
 )
-from streamrec.api.services.fairness import (
-    N_GROUPS,
-    ExposureTracker,
-    group_name,
-    group_of,
-    min_exposure_rerank,
-    reserved_slot_count,
-)
-
-
-@pytest.mark.parametrize(
-    ("k", "share", "expected"),
-    [(10, 0.05, 1), (9, 0.05, 0), (20, 0.05, 1), (40, 0.05, 2), (100, 0.05, 5), (10, 0.0, 0), (3, 0.5, 1)],
-)
-def test_reserved_slot_count(k: int, share: float, expected: int) -> None:
-    assert reserved_slot_count(k, share) == expected
-
-
-def test_rerank_fills_reserved_slots_from_target_groups() -> None:
-    # Top 10 all group 0; target groups 5 and 7 appear only further down.
-    groups = np.array([0] * 12 + [5, 0, 7, 5, 0], dtype=np.int16)
-    page, reserved = min_exposure_rerank(groups, k=10, n_reserved=2, target_groups=[5, 7])
-    assert len(page) == 10 and len(set(page.tolist())) == 10
-    assert np.isin(groups[page], [5, 7]).sum() >= 2
-    # The best target candidates (ranked 12 and 14) replace the two lowest-ranked non-target items (8, 9).
-    assert page.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 12, 14]
-    assert reserved.tolist() == [False] * 8 + [True, True]
-
-
-def test_rerank_is_a_no_op_when_the_page_already_has_enough() -> None:
-    groups = np.array([0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3], dtype=np.int16)
-    page, reserved = min_exposure_rerank(groups, k=10, n_reserved=1, target_groups=[3])
-    assert page.tolist() == list(range(10))
-    assert reserved.tolist() == [False, True] + [False] * 8
-
-
-def test_rerank_uses_what_exists_when_targets_are_scarce() -> None:
-    groups = np.array([0] * 15 + [4], dtype=np.int16)
-    page, reserved = min_exposure_rerank(groups, k=10, n_reserved=3, target_groups=[4])
-    assert 15 in page.tolist() and reserved.sum() == 1
-
-
-def test_under_exposed_is_relative_to_catalogue_size() -> None:
-    tracker = ExposureTracker()
-    sizes = np.zeros(N_GROUPS, dtype=np.int64)
-    sizes[[0, 1, 2]] = [1000, 10, 100]
-    tracker.add(np.array([0, 1, 2]), np.array([500, 50, 10]))  # per item: 0.5, 5.0, 0.1
-    assert tracker.under_exposed(sizes, np.array([0, 1, 2, 2]), 2).tolist() == [2, 0]
-    tracker.record(np.array([2] * 100))  # group 2 now 1.1 per item
-    assert tracker.under_exposed(sizes, np.array([0, 1, 2]), 1).tolist() == [0]
+from streamrec.api.services.fairness import group_name, group_of
 
 
 def test_group_ids_cover_language_by_flag() -> None:
@@ -158,21 +112,3 @@ def test_canary_state_machine() -> None:
         canary.rollback(done)
     with pytest.raises(canary.CanaryConflict, match="roll it back"):
         canary.start(state, "v3", 1, 0.1)
-
-
-def test_the_least_exposed_group_gets_the_reserved_slot_first() -> None:
-    # Group 5 is on the page already, but group 3 is the least exposed: the one reserved slot is group 3's.
-    groups = np.array([0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3], dtype=np.int16)
-    page, reserved = min_exposure_rerank(groups, k=10, n_reserved=1, target_groups=[3, 5])
-    assert page.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 11]
-    assert reserved.tolist() == [False] * 9 + [True]
-    # With two reserved slots, the second goes to group 5, which holds one on the page already: nothing more moves.
-    page, reserved = min_exposure_rerank(groups, k=10, n_reserved=2, target_groups=[3, 5])
-    assert page.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 11]
-    assert np.flatnonzero(reserved).tolist() == [2, 9]
-
-
-def test_a_target_group_without_candidates_yields_its_slot() -> None:
-    groups = np.array([0] * 12 + [4], dtype=np.int16)
-    page, reserved = min_exposure_rerank(groups, k=10, n_reserved=1, target_groups=[9, 4])
-    assert page.tolist()[-1] == 12 and reserved.tolist() == [False] * 9 + [True]

@@ -6,11 +6,17 @@
     version (online_serving_version) when one was captured under it, else the most recent capture
     (what `streamrec train` copies into the bundle). The online features a bundle serves from are its
     own snapshot of the same tables, so this compares what serving uses with what training saw.
-    Empty when reference.feature_distributions does not exist or no version serves yet.
+    Empty when reference.feature_distributions does not exist or no version serves yet. snapshot_as_of and
+    reference_as_of (the day the reference was captured from, when recorded) say whether the comparison
+    means anything: on the same day every PSI is 0 by construction (`streamrec report` says so).
 #}
 {%- set reference = none -%}
 {%- if execute -%}
     {%- set reference = adapter.get_relation(database=target.database, schema='reference', identifier='feature_distributions') -%}
+{%- endif -%}
+{%- set has_reference_as_of = false -%}
+{%- if reference is not none -%}
+    {%- set has_reference_as_of = 'snapshot_as_of' in (adapter.get_columns_in_relation(reference) | map(attribute='name') | map('lower') | list) -%}
 {%- endif -%}
 {%- set user_columns = streamrec.numeric_feature_columns('user_features') -%}
 {%- set item_columns = streamrec.numeric_feature_columns('item_features') -%}
@@ -43,6 +49,8 @@ final as (
         cast(null as {{ dbt.type_string() }}) as feature_name,
         cast(null as {{ dbt.type_string() }}) as reference_tag,
         cast(null as {{ dbt.type_bigint() }}) as snapshot_row_count,
+        cast(null as timestamp) as snapshot_as_of,
+        cast(null as timestamp) as reference_as_of,
         cast(null as double) as psi
     from serving_version
     where 1 = 0
@@ -51,45 +59,7 @@ final as (
 
 {%- else %}
 
-reference as (
-
-    select * from {{ reference }}
-
-),
-
-chosen_tag as (
-
-    select coalesce(
-        (select max(reference.tag) from reference inner join serving_version on reference.tag = serving_version.model_version),
-        (select max(tag) from reference where captured_at = (select max(captured_at) from reference))
-    ) as tag
-
-),
-
-reference_bins as (
-
-    select reference.*
-    from reference
-    inner join chosen_tag on reference.tag = chosen_tag.tag
-
-),
-
-current_values as (
-
-    {%- for column in user_columns %}
-    select '{{ column }}' as feature_name, cast({{ column }} as double) as feature_value
-    from user_features
-    where as_of = (select max(as_of) from user_features)
-    union all
-    {%- endfor %}
-    {%- for column in item_columns %}
-    select '{{ column }}' as feature_name, cast({{ column }} as double) as feature_value
-    from item_features
-    where as_of = (select max(as_of) from item_features)
-    {% if not loop.last %}union all{% endif %}
-    {%- endfor %}
-
-),
+{{ streamrec.skew_input_ctes(reference, user_columns, item_columns) }},
 
 current_totals as (
 
@@ -121,6 +91,11 @@ shares as (
         reference_bins.feature_name,
         reference_bins.tag,
         current_totals.row_count as snapshot_row_count,
+        case
+            when reference_bins.feature_name in ({{ "'" ~ (user_columns | join("', '")) ~ "'" }})
+                then (select max(as_of) from user_features)
+            else (select max(as_of) from item_features)
+        end as snapshot_as_of,
         greatest(
             coalesce(cast(current_bins.row_count as double) / nullif(current_totals.row_count, 0), 0.0), 0.0001
         ) as current_share,
@@ -139,6 +114,9 @@ final as (
         feature_name,
         max(tag) as reference_tag,
         max(snapshot_row_count) as snapshot_row_count,
+        max(snapshot_as_of) as snapshot_as_of,
+        {% if has_reference_as_of %}(select max(snapshot_as_of) from reference_bins){% else %}cast(null as timestamp){% endif %}
+            as reference_as_of,
         sum((current_share - reference_share) * ln(current_share / reference_share)) as psi
     from shares
     -- no version serves yet: there is no training-serving pair to compare (drift is the PSI test's job)

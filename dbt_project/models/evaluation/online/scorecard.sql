@@ -1,11 +1,14 @@
 {#
     The release scorecard: one row per metric of the evaluation_thresholds seed, judged for the
-    serving version (online_serving_version). status:
+    serving version (online_serving_version) by its 95% interval (macro gate_status):
       INSUFFICIENT_DATA  no value, or sample_size below the metric's min_sample_size (no impressions
                          at all lands here, so an empty log never fails a build);
-      PASS               value >= threshold (direction '>=') or value <= threshold (direction '<=');
-      FAIL               otherwise.
-    The point estimate decides; ci_low / ci_high show how sure it is (null where no interval is defined).
+      PASS               the whole interval clears the threshold;
+      FAIL               the whole interval misses it;
+      INCONCLUSIVE       the interval straddles it; samples_to_decide says about how many more sample
+                         units (sample_unit) would decide it at the observed spread.
+    Every row has an interval: Wilson, Welch, order statistics, delta method, normal over users, or a
+    bootstrap over snapshot rows (PSI).
 #}
 with
 
@@ -24,6 +27,18 @@ serving_version as (
 offline_metrics as (
 
     select * from {{ ref('offline_metrics') }}
+
+),
+
+offline_lifts as (
+
+    select * from {{ ref('offline_lifts') }}
+
+),
+
+skew_bootstrap as (
+
+    select * from {{ ref('online_training_serving_skew_bootstrap') }}
 
 ),
 
@@ -63,6 +78,14 @@ serving_offline as (
     from offline_metrics
     inner join serving_version on serving_version.model_version = offline_metrics.model_version
     where offline_metrics.policy = 'model'
+
+),
+
+serving_lifts as (
+
+    select offline_lifts.*
+    from offline_lifts
+    inner join serving_version on serving_version.model_version = offline_lifts.model_version
 
 ),
 
@@ -119,10 +142,10 @@ metric_values as (
     select
         'retrieval_recall_at_500' as metric,
         recall_at_500_ratio as metric_value,
-        cast(null as double) as ci_low,
-        cast(null as double) as ci_high,
+        recall_at_500_ratio - {{ streamrec.z_95() }} * recall_at_500_standard_error as ci_low,
+        recall_at_500_ratio + {{ streamrec.z_95() }} * recall_at_500_standard_error as ci_high,
         user_count as sample_size,
-        'offline, policy model' as detail
+        'offline, policy model; normal interval over users' as detail
     from serving_offline
 
     union all
@@ -138,8 +161,26 @@ metric_values as (
 
     union all
 
-    select 'ranking_ndcg_at_10', ndcg_at_10_score, null, null, user_count, 'offline, policy model'
+    select
+        'ranking_ndcg_at_10', ndcg_at_10_score,
+        ndcg_at_10_score - {{ streamrec.z_95() }} * ndcg_at_10_standard_error,
+        ndcg_at_10_score + {{ streamrec.z_95() }} * ndcg_at_10_standard_error,
+        user_count, 'offline, policy model; normal interval over users'
     from serving_offline
+
+    union all
+
+    select
+        {{ dbt.concat(["case metric_name when 'recall_at_500' then 'retrieval_' else 'ranking_' end",
+                       "metric_name", "'_lift'"]) }},
+        lift,
+        lift - {{ streamrec.z_95() }} * lift_standard_error,
+        lift + {{ streamrec.z_95() }} * lift_standard_error,
+        user_count,
+        {{ dbt.concat(["'model '", "cast(round(model_mean, 4) as " ~ dbt.type_string() ~ ")",
+                       "' vs popularity '", "cast(round(baseline_mean, 4) as " ~ dbt.type_string() ~ ")",
+                       "', paired by user, delta method'"]) }}
+    from serving_lifts
 
     union all
 
@@ -158,10 +199,13 @@ metric_values as (
     union all
 
     select
-        'training_serving_skew_max_psi', psi, null, null, snapshot_row_count,
-        {{ dbt.concat(["'worst feature '", "feature_name", "', reference '", "reference_tag"]) }}
+        'training_serving_skew_max_psi', worst_skew.psi, skew_bootstrap.max_psi_ci_low,
+        skew_bootstrap.max_psi_ci_high, worst_skew.snapshot_row_count,
+        {{ dbt.concat(["'worst feature '", "worst_skew.feature_name", "', reference '", "worst_skew.reference_tag",
+                       "'; bootstrap over snapshot rows'"]) }}
     from worst_skew
-    where psi_rank = 1
+    cross join skew_bootstrap
+    where worst_skew.psi_rank = 1
 
     union all
 
@@ -201,6 +245,7 @@ judged as (
 
     select
         thresholds.metric,
+        thresholds.area,
         (select max(model_version) from serving_version) as model_version,
         metric_values.metric_value as value,
         metric_values.ci_low,
@@ -211,15 +256,23 @@ judged as (
         thresholds.min_sample_size,
         thresholds.sample_unit,
         metric_values.detail,
-        case
-            when metric_values.metric_value is null then 'INSUFFICIENT_DATA'
-            when coalesce(metric_values.sample_size, 0) < thresholds.min_sample_size then 'INSUFFICIENT_DATA'
-            when thresholds.direction = '>=' and metric_values.metric_value >= thresholds.threshold then 'PASS'
-            when thresholds.direction = '<=' and metric_values.metric_value <= thresholds.threshold then 'PASS'
-            else 'FAIL'
-        end as status
+        {{ streamrec.gate_status(
+            'metric_values.metric_value', 'metric_values.ci_low', 'metric_values.ci_high', 'thresholds.threshold',
+            'thresholds.direction', 'metric_values.sample_size', 'thresholds.min_sample_size'
+        ) }} as status
     from thresholds
     left join metric_values on metric_values.metric = thresholds.metric
+
+),
+
+decided as (
+
+    select
+        judged.*,
+        case when status = 'INCONCLUSIVE' then
+            {{ streamrec.samples_to_decide('value', 'ci_low', 'ci_high', 'threshold', 'sample_size') }}
+        end as samples_to_decide
+    from judged
 
 ),
 
@@ -227,6 +280,7 @@ final as (
 
     select
         metric,
+        area,
         model_version,
         value,
         ci_low,
@@ -237,16 +291,23 @@ final as (
         min_sample_size,
         sample_unit,
         status,
+        samples_to_decide,
         {{ dbt.concat([
             "metric",
             "' = '",
             "coalesce(cast(round(value, 4) as " ~ dbt.type_string() ~ "), 'n/a')",
-            "case when status = 'FAIL' then case when direction = '>=' then ' < ' else ' > ' end"
-            ~ " else ' vs ' end",
+            "case when ci_low is null then '' else " ~ dbt.concat([
+                "' [95% CI '", "cast(round(ci_low, 4) as " ~ dbt.type_string() ~ ")", "', '",
+                "cast(round(ci_high, 4) as " ~ dbt.type_string() ~ ")", "']'"]) ~ " end",
+            "case status when 'FAIL' then case when direction = '>=' then ' < ' else ' > ' end"
+            ~ " when 'PASS' then case when direction = '>=' then ' >= ' else ' <= ' end else ' vs ' end",
             "'threshold '",
             "cast(threshold as " ~ dbt.type_string() ~ ")",
             "' ('",
             "status",
+            "case when samples_to_decide is null then '' else " ~ dbt.concat([
+                "': about '", "cast(samples_to_decide as " ~ dbt.type_string() ~ ")", "' more '", "sample_unit",
+                "' would decide it'"]) ~ " end",
             "', n = '",
             "coalesce(cast(sample_size as " ~ dbt.type_string() ~ "), '0')",
             "' '",
@@ -256,7 +317,7 @@ final as (
             "case when detail is null then '' else " ~ dbt.concat(["'; '", "detail"]) ~ " end",
             "')'",
         ]) }} as summary
-    from judged
+    from decided
 
 )
 

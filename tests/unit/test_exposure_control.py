@@ -1,0 +1,202 @@
+"""Amortized exposure control: targets and deficits by hand, page plans, restart from the log, exact propensities."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamrec.api.config import ApiSettings
+from streamrec.api.services.fairness import (
+    N_GROUPS,
+    ExposureControl,
+    ExposureTracker,
+    dimension_deficits,
+    group_urgency,
+    plan_page,
+)
+from streamrec.api.services.recommender import Recommender, restore_exposure
+from streamrec.api.services.serving_bundle import ServingBundle, load_serving_bundle
+from streamrec.api.services.serving_logs import scan_impressions
+from streamrec.core.eventlog import DurableLog, ImpressionRecord
+from streamrec.lab.synthetic_bundle import write_synthetic_bundle
+
+# Toy catalogue: en/established (group 2) 60 items, en/new (3) 20, fr/established (4) 20; all others empty.
+EN_EST, EN_NEW, FR_EST = 2, 3, 4
+SIZES = np.zeros(N_GROUPS, dtype=np.int64)
+SIZES[[EN_EST, EN_NEW, FR_EST]] = [60, 20, 20]
+DIMENSIONS = ("creator_language", "creator_is_new", "creator_language_x_is_new")
+
+
+def test_targets_and_deficits_by_hand() -> None:
+    exposure = np.zeros(N_GROUPS)
+    exposure[[EN_EST, EN_NEW, FR_EST]] = [30.0, 40.0, 2.0]
+    result = dimension_deficits(
+        exposure, SIZES, dict.fromkeys(("creator_language", "creator_is_new", "creator_language_x_is_new"), 0.5)
+    )
+    # intersection: exposure per catalogue share = 30/.6 = 50, 40/.2 = 200, 2/.2 = 10; max 200.
+    # targets = 0.5 * share * 200 = 60, 20, 20; deficits = 30, 0, 18
+    target, deficit = result["creator_language_x_is_new"]
+    assert target[[EN_EST, EN_NEW, FR_EST]] == pytest.approx([60.0, 20.0, 20.0])
+    assert deficit[[EN_EST, EN_NEW, FR_EST]] == pytest.approx([30.0, 0.0, 18.0])
+    assert deficit.sum() == pytest.approx(48.0)
+    # language (codes index 1 = en, 2 = fr): en 70 / .8 = 87.5, fr 2 / .2 = 10; targets .5*.8*87.5 = 35, .5*.2*87.5
+    target, deficit = result["creator_language"]
+    assert target[[1, 2]] == pytest.approx([35.0, 8.75]) and deficit[[1, 2]] == pytest.approx([0.0, 6.75])
+    # new flag: established 32 / .8 = 40, new 40 / .2 = 200; targets .5*.8*200 = 80, 20 -> established short 48
+    target, deficit = result["creator_is_new"]
+    assert target == pytest.approx([80.0, 20.0]) and deficit == pytest.approx([48.0, 0.0])
+    # urgency of an intersection group = its largest relative deficit over the dimensions it belongs to
+    urgency = group_urgency(exposure, SIZES, {d: 0.5 for d in result})
+    assert urgency[EN_EST] == pytest.approx(max(30 / 60, 48 / 80))
+    assert urgency[FR_EST] == pytest.approx(max(18 / 20, 6.75 / 8.75, 48 / 80))
+    assert urgency[EN_NEW] == 0.0 and urgency[0] == -1.0  # on target; not in the catalogue
+
+
+def test_no_exposure_means_no_target_and_no_reserved_slot() -> None:
+    groups = np.array([EN_NEW] * 15 + [FR_EST] * 5, dtype=np.int16)
+    page, reserved = plan_page(np.zeros(N_GROUPS), SIZES, groups, -np.arange(20.0), 10, ExposureControl(cap_share=0.3))
+    # the page's own exposure already puts en/new ahead: fr/established (group 4) gets a slot, within the cap
+    assert page[:7].tolist() == list(range(7)) and reserved.sum() <= 3
+    on_target = np.zeros(N_GROUPS)
+    on_target[[EN_EST, EN_NEW, FR_EST]] = [600.0, 200.0, 200.0]  # exactly proportional: every ratio 1
+    groups = np.array([EN_EST, EN_NEW, FR_EST] * 7, dtype=np.int16)
+    page, reserved = plan_page(on_target, SIZES, groups, -np.arange(21.0), 10, ExposureControl())
+    assert page.tolist() == list(range(10)) and not reserved.any()
+
+
+def test_slots_grow_with_the_deficit_up_to_the_cap() -> None:
+    groups = np.array([EN_EST] * 10 + [FR_EST] * 5 + [EN_NEW] * 5, dtype=np.int16)
+    scores = -np.arange(20.0)
+    control = ExposureControl(cap_share=0.3, target_ratios=dict.fromkeys(DIMENSIONS, 1.0))
+    # Slightly behind. After this page (4.54 more for en/established): exposure per catalogue share is
+    # 1007.6 (en/est), 1007.5 (en/new), 1005 (fr/est): fr/established is 0.5 short of its target 201.5,
+    # less than two bottom slots (0.289 + 0.301) hold, so it gets two and no more.
+    exposure = np.zeros(N_GROUPS)
+    exposure[[EN_EST, EN_NEW, FR_EST]] = [600.0, 201.5, 201.0]
+    page, reserved = plan_page(exposure, SIZES, groups, scores, 10, control)
+    assert reserved.tolist() == [False] * 8 + [True, True]
+    assert page.tolist() == [*range(8), 10, 11]  # fr/established's two best candidates replace the last two
+    # far behind: the cap binds, and the ranker's top 7 stay
+    exposure[[FR_EST, EN_NEW]] = [0.0, 0.0]
+    page, reserved = plan_page(exposure, SIZES, groups, scores, 10, control)
+    assert reserved.sum() == 3 and reserved[-3:].all() and page[:7].tolist() == list(range(7))
+    assert set(page[reserved].tolist()) <= {10, 11, 12, 15, 16}
+    assert not plan_page(exposure, SIZES, groups, scores, 10, ExposureControl(cap_share=0.0))[1].any()
+
+
+def test_min_score_and_never_shown_creators() -> None:
+    groups = np.array([EN_EST] * 10 + [FR_EST] * 3, dtype=np.int16)
+    scores = np.array([5.0] * 10 + [-1.0, -2.0, -3.0])
+    exposure = np.zeros(N_GROUPS)
+    exposure[[EN_EST, EN_NEW]] = [600.0, 200.0]
+    blocked = ExposureControl(cap_share=0.3, min_score=0.0)  # fr items all score below 0: none promoted
+    assert not plan_page(exposure, SIZES, groups, scores, 10, blocked)[1].any()
+    unseen = np.zeros(13, dtype=bool)
+    unseen[12] = True  # candidate 12's creator was never shown: it goes before the better-scored 10
+    page, reserved = plan_page(exposure, SIZES, groups, scores, 10, ExposureControl(cap_share=0.1), unseen)
+    assert page[reserved].tolist() == [12]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> ServingBundle:
+    root = tmp_path_factory.mktemp("control")
+    return load_serving_bundle(write_synthetic_bundle(root, "v1", n_users=80, n_items=600, seed=3))
+
+
+def _recommender(home: Path, **env: str) -> Recommender:
+    config = ApiSettings.from_env(
+        {"STREAMREC_HOME": str(home), "STREAMREC_HOLDOUT_SHARE": "0", "STREAMREC_SEED": "1", **env}
+    )
+    return Recommender(config, ExposureTracker())
+
+
+def test_deficits_are_restored_from_the_log_after_a_restart(bundle: ServingBundle, tmp_path: Path) -> None:
+    before = _recommender(tmp_path)
+    log = DurableLog(tmp_path / "logs", "impressions", fsync="always")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        for n, user in enumerate(range(1, 40)):
+            page = before.recommend(bundle, user, 10)
+            log.append(
+                ImpressionRecord(
+                    request_id=f"r{n}",
+                    position=p,
+                    served_at=now,
+                    user_id=user,
+                    policy=page.policy,
+                    item_id=int(bundle.item_ids[row]),
+                    model_version=bundle.version,
+                    propensity=float(q),
+                )
+                for p, (row, q) in enumerate(zip(page.rows.tolist(), page.propensities.tolist(), strict=True), 1)
+            )
+            before.record_served(bundle, page)
+        # a holdout page and another version's page are in the log too: neither counts for v1's deficits
+        log.append(
+            [
+                ImpressionRecord(
+                    request_id="h",
+                    position=1,
+                    served_at=now,
+                    user_id=1,
+                    policy="holdout",
+                    item_id=int(bundle.item_ids[0]),
+                    model_version=bundle.version,
+                )
+            ]
+        )
+        log.append(
+            [
+                ImpressionRecord(
+                    request_id="o",
+                    position=1,
+                    served_at=now,
+                    user_id=1,
+                    policy="personalized",
+                    item_id=int(bundle.item_ids[0]),
+                    model_version="v0",
+                )
+            ]
+        )
+    finally:
+        log.close()
+    after = _recommender(tmp_path)  # a new process: empty counters until the startup scan
+    assert not after.tracker.exposure(bundle.version).any()
+    restore_exposure(after.tracker, bundle, scan_impressions(tmp_path / "logs", 10))
+    assert after.tracker.exposure(bundle.version) == pytest.approx(before.tracker.exposure(bundle.version))
+    assert after.tracker.shown_creators(bundle.version) == before.tracker.shown_creators(bundle.version)
+    assert after.tracker.exposure("v0").sum() == pytest.approx(1.0)
+    assert after.fairness_targets(bundle).tolist() == before.fairness_targets(bundle).tolist()
+    ranked = before.candidates(bundle, 50, bundle.user_row(50))
+    assert [a.tolist() for a in before.rerank(bundle, *ranked, 10)] == [
+        a.tolist() for a in after.rerank(bundle, *ranked, 10)
+    ]
+
+
+def test_propensities_stay_exact_with_the_control_on(bundle: ServingBundle, tmp_path: Path) -> None:
+    rec = _recommender(tmp_path, STREAMREC_EPSILON="0.3", STREAMREC_EXPLORE_POOL="20", STREAMREC_FAIRNESS_CAP="0.3")
+    present = np.flatnonzero(bundle.group_sizes)
+    exposure = bundle.group_sizes.astype(float) * 50
+    exposure[present[np.argsort(bundle.group_sizes[present])[:3]]] = 0.0  # three groups far behind
+    rec.tracker.add(bundle.version, np.arange(N_GROUPS), exposure)
+    user = 7
+    ranked_rows, ranked_scores = rec.candidates(bundle, user, bundle.user_row(user))
+    positions, reserved = rec.rerank(bundle, ranked_rows, ranked_scores, 10)
+    assert reserved.sum() == 3
+    draws = 6000
+    counts: dict[tuple[int, int], int] = {}
+    logged: dict[tuple[int, int], float] = {}
+    for _ in range(draws):  # the counters are not fed, so every draw is of the same policy
+        page = rec.page(bundle, ranked_rows, ranked_scores, 10)
+        for slot, (row, propensity) in enumerate(zip(page.rows.tolist(), page.propensities.tolist(), strict=True)):
+            counts[(row, slot)] = counts.get((row, slot), 0) + 1
+            assert logged.setdefault((row, slot), propensity) == propensity  # a deterministic function of (i, j)
+    for slot in np.flatnonzero(reserved).tolist():  # reserved slots: always the same item, propensity 1
+        item = int(ranked_rows[positions[slot]])
+        assert counts[(item, slot)] == draws and logged[(item, slot)] == 1.0
+    for key, propensity in logged.items():  # free slots: observed frequency = logged marginal
+        assert abs(counts[key] / draws - propensity) < 4 * math.sqrt(propensity * (1 - propensity) / draws) + 1e-9
