@@ -5,6 +5,14 @@ works on `warehouse.building.duckdb`; a passing build replaces the published fil
 a failing one is deleted so broken features are never published. DuckDB names a file's catalog after
 the first dot-separated part of its name, so both files are catalog `warehouse` and the views dbt
 writes into the copy keep working once it is renamed.
+
+A DuckDB file and its write-ahead log (`warehouse.duckdb.wal`) are one database: a writer killed
+after a commit leaves committed rows only in the WAL, and a WAL beside a file it was not written
+for makes every later open fail ("WAL checkpoint iteration does not match"). So the publish
+(`snapshot_for_build`, `publish`) checkpoints the published file before copying it (the copy then
+holds every committed row and no WAL is copied), checkpoints the copy before the rename, and
+refuses to publish if a WAL appeared beside the published file meanwhile (a writer that ignored the
+lock): the rename never leaves a WAL next to a file it does not belong to.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import duckdb
 from streamrec.core.errors import StreamRecError
 from streamrec.core.logging_setup import dbt_log_args
 from streamrec.core.settings import DBT_PROJECT_DIR, PROFILES_DIR, Settings
-from streamrec.core.warehouse import writer_lock
+from streamrec.core.warehouse import open_duckdb, writer_lock
 
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 
@@ -134,9 +142,59 @@ def _is_threshold_test(result: dict[str, Any]) -> bool:
     return result["unique_id"].startswith("test.") and ".threshold_met_" in result["unique_id"]
 
 
+def wal_path(database: Path) -> Path:
+    """DuckDB's write-ahead log of a database file."""
+    return database.with_name(database.name + ".wal")
+
+
 def _remove(path: Path) -> None:
-    for leftover in (path, path.with_name(path.name + ".wal")):
+    for leftover in (path, wal_path(path)):
         leftover.unlink(missing_ok=True)
+
+
+def checkpoint(database: Path) -> None:
+    """Fold the database's WAL into the file (open read-write, CHECKPOINT, close); afterwards no WAL is left.
+
+    Caller holds the writer lock. Waits (open_duckdb) while a reader holds the file, then fails naming it.
+    """
+    con = open_duckdb(database)
+    try:
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    if wal_path(database).exists():  # pragma: no cover - DuckDB removes the WAL on a clean close
+        raise StreamRecError(f"{wal_path(database)} is still there after a checkpoint of {database}")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def snapshot_for_build(published: Path, building: Path) -> None:
+    """Copy the published warehouse to `building` with every committed row (its WAL checkpointed first)."""
+    _remove(building)
+    if wal_path(published).exists():  # a writer was killed after a commit: those rows are only in the WAL
+        checkpoint(published)
+    shutil.copyfile(published, building)
+
+
+def publish(building: Path, published: Path) -> None:
+    """Replace the published warehouse by the built copy in one rename, never leaving a stale WAL beside it."""
+    checkpoint(building)  # the copy's own WAL (if dbt left one) goes into the file that is renamed
+    if wal_path(published).exists():
+        # Someone wrote to the published file without the writer lock during the build: the rename would
+        # drop those rows and brick the file with a WAL that is not its own.
+        raise StreamRecError(
+            f"{published} was written during the build by a process that did not take the writer lock "
+            f"({wal_path(published)} appeared); the build was not published: run `streamrec build` again"
+        )
+    _fsync(building)
+    os.replace(building, published)
+    _fsync(published.parent)
 
 
 def build(
@@ -160,11 +218,7 @@ def build(
     with writer_lock(settings):
         if not published.exists():
             raise StreamRecError(f"no warehouse at {published}: run `streamrec init` and `streamrec generate` first")
-        _remove(building)
-        shutil.copyfile(published, building)
-        wal = published.with_name(published.name + ".wal")
-        if wal.exists():  # an unclean shutdown left changes in the WAL: they belong to the copy too
-            shutil.copyfile(wal, building.with_name(building.name + ".wal"))
+        snapshot_for_build(published, building)
         (dbt_target_dir(settings) / "run_results.json").unlink(missing_ok=True)
         try:
             code = run_dbt(settings, ["build"], building, select=select, as_of=as_of, variables=variables)
@@ -173,13 +227,13 @@ def build(
                 warnings = stored_diagnoses(building, _results(settings, {"warn"}))
                 if warnings:  # drift between the warn and fail thresholds: publish, but say so
                     print("\n".join(["", "Feature drift warning:", *(f"  {w}" for w in warnings)]), flush=True)
-                os.replace(building, published)
+                publish(building, published)
                 return
             diagnoses = stored_diagnoses(building, failures)
             if failures and all(_is_threshold_test(r) for r in failures):
                 # A failing scorecard metric is a measurement, not broken data: publish it so
                 # `streamrec report` shows the current FAIL, and still exit non-zero.
-                os.replace(building, published)
+                publish(building, published)
                 names = ", ".join(r["unique_id"].split(".")[2] for r in failures)
                 raise StreamRecError(
                     f"{len(failures)} evaluation threshold(s) failed: {names} (warehouse published with this "
