@@ -19,6 +19,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import Message, Scope
 
 from streamrec.api.config import ApiSettings
 from streamrec.api.controllers.admin import AdminController
@@ -34,6 +35,7 @@ from streamrec.api.services.metrics import metrics_middleware_factory
 from streamrec.api.services.recommender import Recommender
 from streamrec.api.services.serving import ServingState, freeze_heap
 from streamrec.api.services.serving_logs import ServingLogs, scan_impressions
+from streamrec.api.strict_json import StrictRequest, StrictStructSchemaPlugin
 
 logger = logging.getLogger("streamrec.api")
 
@@ -94,6 +96,22 @@ def _internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _complete_allow_header(message: Message, scope: Scope) -> None:
+    """Give OPTIONS answers an `Allow` with every method of the path.
+
+    Litestar builds its automatic OPTIONS handler with the first handler's route, so a path served by two
+    handlers (GET and POST /v1/admin/canary) answered `Allow: OPTIONS, POST`.
+    """
+    if scope.get("method") != "OPTIONS" or message["type"] != "http.response.start":
+        return
+    routes = [r for r in scope["litestar_app"].routes if r.path == scope["path"]]
+    if not routes:
+        return
+    methods = ", ".join(sorted({"OPTIONS"}.union(*(r.methods for r in routes))))
+    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+    message["headers"] = [*headers, (b"allow", methods.encode())]
+
+
 def _http_error(request: Request, exc: HTTPException) -> Response:
     body: dict = {"status_code": exc.status_code, "detail": exc.detail}
     if exc.extra:
@@ -134,6 +152,9 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
+        request_class=StrictRequest,
+        before_send=[_complete_allow_header],
+        plugins=[StrictStructSchemaPlugin()],
         signature_namespace={"Services": Services},
         debug=False,
         logging_config=None,  # the process's logging is set up once (streamrec.logging_setup), not per app

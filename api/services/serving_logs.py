@@ -29,6 +29,7 @@ class ServedRequest:
 
     user_id: int
     item_ids: frozenset[int]
+    served_at: datetime | None = None  # naive UTC; None for requests restored from old logs without it
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class LogScan:
 
     item_ids: np.ndarray  # distinct item ids with impressions
     impressions: np.ndarray  # impressions per item id
-    recent_requests: list[tuple[str, int, list[int]]]  # (request_id, user_id, item ids), oldest first
+    # (request_id, user_id, item ids, served_at), oldest first
+    recent_requests: list[tuple[str, int, list[int], datetime | None]]
     segments: int
 
 
@@ -78,7 +80,7 @@ def scan_impressions(logs_dir: Path, recent: int) -> LogScan:
     return LogScan(
         item_ids=item_ids,
         impressions=np.fromiter(per_item.values(), dtype=np.int64, count=len(per_item)),
-        recent_requests=[(rid, user, items) for rid, (user, items, _) in reversed(latest)],
+        recent_requests=[(rid, user, items, served) for rid, (user, items, served) in reversed(latest)],
         segments=len(paths),
     )
 
@@ -95,9 +97,9 @@ class ServingLogs:
         self._requests: OrderedDict[str, ServedRequest] = OrderedDict()
         self._size = request_map_size
 
-    def remember(self, request_id: str, user_id: int, item_ids: list[int]) -> None:
+    def remember(self, request_id: str, user_id: int, item_ids: list[int], served_at: datetime | None = None) -> None:
         """Keep a served request for event attribution, evicting the oldest beyond the cap."""
-        self._requests[request_id] = ServedRequest(user_id, frozenset(item_ids))
+        self._requests[request_id] = ServedRequest(user_id, frozenset(item_ids), served_at)
         while len(self._requests) > self._size:
             self._requests.popitem(last=False)
 
@@ -107,8 +109,8 @@ class ServingLogs:
 
     def restore(self, scan: LogScan) -> None:
         """Refill the request map from a startup scan."""
-        for request_id, user_id, item_ids in scan.recent_requests:
-            self.remember(request_id, user_id, item_ids)
+        for request_id, user_id, item_ids, served_at in scan.recent_requests:
+            self.remember(request_id, user_id, item_ids, served_at)
 
     def close(self) -> None:
         """Flush and close both logs."""
