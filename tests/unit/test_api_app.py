@@ -249,7 +249,7 @@ def test_a_broken_bundle_never_replaces_the_serving_one(home: Settings) -> None:
     (broken / "manifest.json").write_bytes(msgspec.json.encode(manifest))
     shutil.copy(home.artifacts_dir / "v1" / "item_index.faiss", broken / "item_index.faiss")
     with TestClient(create_app(api_settings(home))) as client:
-        (home.artifacts_dir / "ACTIVE.json").write_text('{"version": "v3", "manifest_sha256": null}')
+        write_active_pointer(home.artifacts_dir, "v3")  # a correctly sealed pointer: the bundle itself is wrong
         response = client.post("/v1/admin/reload", headers=AUTH)
         assert response.status_code == 409 and "item_index.faiss" in response.json()["detail"]
         assert client.get("/v1/recommendations", params={"user_id": 3}).json()["model_version"] == "v1"
