@@ -35,6 +35,7 @@ from streamrec.core.settings import DBT_PROJECT_DIR, PROFILES_DIR, Settings
 from streamrec.core.warehouse import open_duckdb, writer_lock
 
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
+_NODE_KINDS = ("model.", "seed.", "test.", "snapshot.", "unit_test.")
 
 
 def building_path(settings: Settings) -> Path:
@@ -115,23 +116,40 @@ def _results(settings: Settings, statuses: frozenset[str] | set[str]) -> list[di
     return [r for r in results if r.get("status") in statuses]
 
 
+def _ran_nodes(settings: Settings) -> int:
+    """How many models, seeds, tests and snapshots the last dbt run executed (hooks do not count)."""
+    path = dbt_target_dir(settings) / "run_results.json"
+    if not path.exists():
+        return 0
+    results = json.loads(path.read_text()).get("results", [])
+    return sum(1 for r in results if str(r.get("unique_id", "")).startswith(_NODE_KINDS))
+
+
 def failed_results(settings: Settings) -> list[dict[str, Any]]:
     """The failing nodes of the last dbt run in this home (from run_results.json)."""
     return _results(settings, FAILED_STATUSES)
 
 
 def stored_diagnoses(database: Path, results: list[dict[str, Any]]) -> list[str]:
-    """The `diagnosis` rows failing tests stored (store_failures), e.g. the PSI test's unit diagnosis."""
-    relations = [r["relation_name"] for r in results if r.get("relation_name")]
+    """The `diagnosis` rows failing tests stored (store_failures), e.g. the PSI test's unit diagnosis.
+
+    Only tests store failures; a failing model's relation was never created, so models are skipped, and
+    a test whose stored relation is missing (dbt failed before writing it) contributes nothing.
+    """
+    relations = [r["relation_name"] for r in results if r.get("relation_name") and r["unique_id"].startswith("test.")]
     if not relations or not database.exists():
         return []
     diagnoses: list[str] = []
     con = duckdb.connect(str(database), read_only=True)
     try:
         for relation in relations:
-            columns = [row[0] for row in con.sql(f"select * from {relation} limit 0").description]
-            if "diagnosis" in columns:
-                diagnoses += [row[0] for row in con.sql(f"select diagnosis from {relation}").fetchall() if row[0]]
+            try:
+                columns = [row[0] for row in con.sql(f"select * from {relation} limit 0").description]
+                if "diagnosis" in columns:
+                    rows = con.sql(f"select diagnosis from {relation}").fetchall()
+                    diagnoses += [row[0] for row in rows if row[0]]
+            except duckdb.CatalogException:
+                continue
     finally:
         con.close()
     return diagnoses
@@ -223,6 +241,13 @@ def build(
         try:
             code = run_dbt(settings, ["build"], building, select=select, as_of=as_of, variables=variables)
             failures = failed_results(settings)
+            if code == 0 and not failures and not _ran_nodes(settings):
+                # dbt says "Nothing to do" and exits 0 for a selection that matches no node (a typo):
+                # publishing would only republish the same warehouse and hide the mistake.
+                raise StreamRecError(
+                    f"--select {select!r} matches no model, seed or test: nothing was built and nothing published "
+                    "(see `dbt ls` for the node names)"
+                )
             if code == 0 and not failures:
                 warnings = stored_diagnoses(building, _results(settings, {"warn"}))
                 if warnings:  # drift between the warn and fail thresholds: publish, but say so

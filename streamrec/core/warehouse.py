@@ -9,6 +9,8 @@ the helpers here always drain results (`fetchall`) so a connection is free for t
 from __future__ import annotations
 
 import fcntl
+import os
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -61,10 +63,20 @@ def writer_lock(settings: Settings, timeout: float = LOCK_TIMEOUT_SECONDS) -> It
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def lock_wait_seconds() -> float:
+    """How long a job waits for another process to release the DuckDB file (STREAMREC_LOCK_WAIT_SECONDS, 30)."""
+    raw = os.environ.get("STREAMREC_LOCK_WAIT_SECONDS", "")
+    try:
+        return max(0.0, float(raw)) if raw else 30.0
+    except ValueError:
+        raise StreamRecError(f"environment variable STREAMREC_LOCK_WAIT_SECONDS={raw!r} is not a number") from None
+
+
 def open_duckdb(
-    path: Path, read_only: bool = False, timeout: float = 30.0, config: dict[str, Any] | None = None
+    path: Path, read_only: bool = False, timeout: float | None = None, config: dict[str, Any] | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """Open a DuckDB file, retrying while another process holds it; fail with a message naming the file."""
+    """Open a DuckDB file, retrying while another process holds it; fail with one line naming the holder."""
+    timeout = lock_wait_seconds() if timeout is None else timeout
     if read_only and not path.exists():
         raise StreamRecError(f"no warehouse at {path}: run `streamrec init` and `streamrec generate` first")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,9 +85,34 @@ def open_duckdb(
         try:
             return duckdb.connect(str(path), read_only=read_only, config=config or {})
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+            if "lock" not in str(exc).lower():
                 raise StreamRecError(f"cannot open {path}: {str(exc).splitlines()[0]}") from exc
+            if time.monotonic() > deadline:
+                raise StreamRecError(lock_conflict_message(path, str(exc), read_only, timeout)) from None
             time.sleep(0.2)
+
+
+def _process_name(pid: int) -> str:
+    """The command line of a local process (best effort: /proc), shortened for one error line."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "a process"
+    words = [w.decode(errors="replace") for w in raw.split(b"\0") if w]
+    text = " ".join(" ".join(Path(words[0]).name if i == 0 else w for i, w in enumerate(words)).split())
+    return text[:80] + ("…" if len(text) > 80 else "")
+
+
+def lock_conflict_message(path: Path, error: str, read_only: bool, waited: float) -> str:
+    """One line naming the process that holds the warehouse and what to do about it (DuckDB's lock rule)."""
+    match = re.search(r"\(PID (\d+)\)", error)
+    holder = f"PID {match.group(1)} ({_process_name(int(match.group(1)))})" if match else "another process"
+    mode = "read-only" if read_only else "read-write"
+    return (
+        f"cannot open {path} {mode}: {holder} holds it (waited {waited:.0f} s); DuckDB lets one process write or "
+        "any number read, never both: close that process's connection (con.close() in a notebook) or stop it, "
+        "then retry"
+    )
 
 
 @contextmanager
