@@ -12,8 +12,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import Settings
-from streamrec.core.warehouse import ANALYSIS_CONFIG
+from streamrec.core.warehouse import ANALYSIS_CONFIG, read_only_query
 from tests.faults.conftest import assert_no_traceback, assert_one_line_error, cli, fingerprint
 
 pytestmark = pytest.mark.slow
@@ -63,10 +64,14 @@ def test_every_bypass_is_refused_and_nothing_changes(home: Path) -> None:
     settings = Settings(home=home)
     before = fingerprint(settings.warehouse_path)
     files_before = sorted(p.name for p in home.parent.iterdir())
-    for query in _bypasses(home):
-        done = cli(home, "sql", query)
-        line = assert_one_line_error(done)
-        assert line.startswith(("error: query refused:", "error: query failed:")), (query, line)
+    for query in _bypasses(home):  # in process: the function `streamrec sql` calls, one StreamRecError each
+        with pytest.raises(StreamRecError) as refused:
+            read_only_query(settings, query)
+        assert str(refused.value).startswith(("query refused:", "query failed:")), (query, refused.value)
+        assert "\n" not in str(refused.value)
+    # ... and the adversarial pass's own command line, end to end
+    done = cli(home, "sql", _bypasses(home)[0])
+    assert_one_line_error(done, "query refused:", "attach")
     assert fingerprint(settings.warehouse_path) == before
     assert sorted(p.name for p in home.parent.iterdir()) == files_before  # no x.csv, no export folder
 
@@ -80,8 +85,8 @@ def test_every_bypass_is_refused_and_nothing_changes(home: Path) -> None:
     ],
 )
 def test_reading_files_outside_the_warehouse_is_refused_by_the_engine(home: Path, query: str) -> None:
-    done = cli(home, "sql", query)
-    assert_one_line_error(done, "query failed:", "disabled by configuration")
+    with pytest.raises(StreamRecError, match=r"query failed: .*disabled by configuration"):
+        read_only_query(Settings(home=home), query)
 
 
 def test_the_engine_refuses_even_without_the_statement_check(home: Path) -> None:
@@ -117,7 +122,12 @@ def test_the_engine_refuses_even_without_the_statement_check(home: Path) -> None
     ],
 )
 def test_ordinary_analysis_still_works(home: Path, query: str, needle: str) -> None:
-    done = cli(home, "sql", query)
+    names, rows = read_only_query(Settings(home=home), query)
+    assert rows and needle in " ".join(names + [str(v) for row in rows for v in row])
+
+
+def test_ordinary_analysis_through_the_cli(home: Path) -> None:
+    done = cli(home, "sql", "with u as (select user_id from raw.users) select count(*) as users_n from u")
     assert_no_traceback(done)
     assert done.returncode == 0, done.stderr
-    assert needle in done.stdout
+    assert "users_n" in done.stdout
