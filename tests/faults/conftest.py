@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
+
+from streamrec.core.settings import Settings
 
 CLI = [sys.executable, "-m", "streamrec"]
 
@@ -61,3 +64,27 @@ def fingerprint(database: Path) -> dict[str, tuple[int, int]]:
         return result
     finally:
         con.close()
+
+
+@pytest.fixture(scope="session")
+def registered_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated warehouse with two registered synthetic bundles, v1 promoted then v2 (do not modify: copy it).
+
+    Beside the home, `ACTIVE.v1.json` is the pointer as it was while v1 served (an operator's backup).
+    """
+    import shutil
+
+    from streamrec.batch.migrate import init_db
+    from streamrec.lab.synthetic_bundle import write_synthetic_bundle
+    from streamrec.models_ml.registry import promote, register
+
+    home = tmp_path_factory.mktemp("faults_registered") / "home"
+    settings = Settings(home=home).ensure()
+    init_db(settings)
+    for version, seed, first in (("v1", 1, 1), ("v2", 2, 10_001)):
+        write_synthetic_bundle(settings.artifacts_dir, version, n_users=60, n_items=150, seed=seed, first_item_id=first)
+        register(settings, settings.artifacts_dir / version)
+    promote(settings, "v1", by="faults", reason="first")
+    shutil.copy(settings.artifacts_dir / "ACTIVE.json", home.parent / "ACTIVE.v1.json")
+    promote(settings, "v2", by="faults", reason="second")
+    return home

@@ -27,30 +27,11 @@ from streamrec.api.app import create_app
 from streamrec.api.config import ApiSettings
 from streamrec.core.settings import Settings
 from streamrec.lab.server_process import free_port
-from streamrec.lab.synthetic_bundle import write_synthetic_bundle
 from tests.faults.conftest import assert_no_traceback, cli
 
 TOKEN = "faults-pointer-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MALFORMED = [b"[]", b'"v3"', b"\xff\xfe\x00garbage", b'{"version": "v1"}', b"{", b""]
-
-
-@pytest.fixture(scope="module")
-def registered_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated warehouse with two registered synthetic bundles, v1 promoted then v2 promoted."""
-    from streamrec.batch.migrate import init_db
-    from streamrec.models_ml.registry import promote, register
-
-    home = tmp_path_factory.mktemp("faults_pointer") / "home"
-    settings = Settings(home=home).ensure()
-    init_db(settings)
-    for version, seed, first in (("v1", 1, 1), ("v2", 2, 10_001)):
-        write_synthetic_bundle(settings.artifacts_dir, version, n_users=60, n_items=150, seed=seed, first_item_id=first)
-        register(settings, settings.artifacts_dir / version)
-    promote(settings, "v1", by="faults", reason="first")
-    shutil.copy(settings.artifacts_dir / "ACTIVE.json", home.parent / "ACTIVE.v1.json")  # an operator's backup
-    promote(settings, "v2", by="faults", reason="second")
-    return home
 
 
 @pytest.fixture
