@@ -206,7 +206,9 @@ def test_build_ingest_sql_and_serving_at_once(copy_home, built_home: Path, regis
     api = ApiProcess(settings.home, env={"STREAMREC_ADMIN_TOKEN": TOKEN}).start()
     env = {**os.environ, "STREAMREC_HOME": str(settings.home)}
     try:
-        build = subprocess.Popen([*CLI, "build", "--select", "staging"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        build = subprocess.Popen(
+            [*CLI, "build", "--select", "staging"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         queries = [cli(settings.home, "sql", "select count(*) from raw.users") for _ in range(3)]
         ingest = cli(settings.home, "ingest")
         pages = [httpx.get(f"{api.url}/v1/recommendations", params={"user_id": u}).status_code for u in range(10)]
