@@ -200,3 +200,26 @@ def test_padded_or_wrong_authorization_is_401(client: TestClient, header: str) -
 @pytest.mark.parametrize("header", [f"Bearer {TOKEN}", f"bearer {TOKEN}"])
 def test_the_exact_bearer_token_is_accepted(client: TestClient, header: str) -> None:
     assert client.get("/v1/admin/canary", headers={"Authorization": header}).status_code == 200
+
+
+# --- out of scope but answered: a full disk -----------------------------------------------------------------
+
+
+def test_a_full_disk_is_503_and_nothing_is_acknowledged(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC injected at the log's write(2): the request is refused with 503, never a 200 and never a 500."""
+    import errno
+    import os as real_os
+
+    import streamrec.core.eventlog as eventlog
+
+    page = _page(client)
+
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, real_os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(eventlog.os, "write", full)
+    refused = client.get("/v1/recommendations", params={"user_id": 7, "k": 5})
+    _refused(refused, 503, "No space left on device", "nothing was stored")
+    _refused(client.post("/v1/events", json={"events": [_event(page)]}), 503, "No space left on device")
+    monkeypatch.undo()
+    assert client.get("/v1/recommendations", params={"user_id": 7, "k": 5}).status_code == 200  # space is back
