@@ -197,7 +197,15 @@ def snapshot_for_build(published: Path, building: Path) -> None:
     _remove(building)
     if wal_path(published).exists():  # a writer was killed after a commit: those rows are only in the WAL
         checkpoint(published)
-    shutil.copyfile(published, building)
+    try:
+        shutil.copyfile(published, building)
+    except OSError as exc:
+        _remove(building)
+        size = published.stat().st_size / 1e6
+        raise StreamRecError(
+            f"cannot copy {published} for the build ({exc.strerror}; the copy needs {size:,.0f} MB free in "
+            f"{building.parent}); nothing was built or published"
+        ) from None
 
 
 def publish(building: Path, published: Path) -> None:
