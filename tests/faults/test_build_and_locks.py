@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.core.eventlog import EventLog, ImpressionRecord
+from streamrec.core.eventlog import DurableLog, ImpressionRecord
 from streamrec.core.settings import Settings
 from tests.faults.conftest import assert_one_line_error, cli, fingerprint
 
@@ -52,7 +52,7 @@ time.sleep(120)
 
 def test_ingest_behind_a_notebook_names_the_holder(copy_home, built_home: Path) -> None:
     settings: Settings = copy_home(built_home)
-    log = EventLog(settings.logs_dir, "impressions")
+    log = DurableLog(settings.logs_dir, "impressions")
     now = datetime.now(UTC)
     log.append(
         [

@@ -15,7 +15,7 @@ import pytest
 
 from streamrec.batch.ingest import quarantine_path
 from streamrec.batch.migrate import init_db
-from streamrec.core.eventlog import EventLog, ImpressionRecord, segment_paths
+from streamrec.core.eventlog import DurableLog, ImpressionRecord, segment_paths
 from streamrec.core.settings import Settings
 from tests.faults.conftest import assert_one_line_error, cli
 
@@ -39,14 +39,14 @@ def _impressions(settings: Settings) -> int:
 def damaged(settings: Settings) -> tuple[Settings, int]:
     """A segment: 3 good lines, a NUL-filled line, 2 good lines, then a torn tail; returns the damage's offset."""
     init_db(settings)
-    log = EventLog(settings.logs_dir, "impressions")
+    log = DurableLog(settings.logs_dir, "impressions")
     log.append(_records("a", 3))
     log.close()
     [segment] = segment_paths(settings.logs_dir, "impressions")
     offset = segment.stat().st_size
     with open(segment, "ab") as handle:
         handle.write(b"\0" * 120 + b"\n")
-    log = EventLog(settings.logs_dir, "impressions")
+    log = DurableLog(settings.logs_dir, "impressions")
     log.append(_records("b", 2))
     log.close()
     segments = segment_paths(settings.logs_dir, "impressions")
@@ -72,7 +72,7 @@ def test_a_nul_line_mid_segment_is_quarantined_and_ingest_fails_after_loading_th
 
 def test_a_torn_tail_alone_is_not_an_error(settings: Settings) -> None:
     init_db(settings)
-    log = EventLog(settings.logs_dir, "impressions")
+    log = DurableLog(settings.logs_dir, "impressions")
     log.append(_records("a", 3))
     log.close()
     [segment] = segment_paths(settings.logs_dir, "impressions")

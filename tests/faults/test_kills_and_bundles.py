@@ -30,7 +30,7 @@ from litestar.testing import TestClient
 
 from streamrec.api.app import create_app
 from streamrec.api.config import ApiSettings
-from streamrec.core.eventlog import EventLog, ImpressionRecord, read_stream
+from streamrec.core.eventlog import DurableLog, ImpressionRecord, read_stream
 from streamrec.core.settings import Settings
 from streamrec.lab.server_process import ApiProcess
 from streamrec.lab.synthetic_bundle import write_active_pointer
@@ -198,7 +198,7 @@ def test_build_ingest_sql_and_serving_at_once(copy_home, built_home: Path, regis
     settings: Settings = copy_home(built_home)
     shutil.rmtree(settings.artifacts_dir)
     shutil.copytree(Path(registered_home) / "artifacts", settings.artifacts_dir)
-    log = EventLog(settings.logs_dir, "impressions")
+    log = DurableLog(settings.logs_dir, "impressions")
     now = datetime.now(UTC)
     record = {"served_at": now, "user_id": 1, "item_id": 1, "policy": "model", "model_version": "v2"}
     log.append([ImpressionRecord(request_id="c1", position=1, **record)])
