@@ -20,7 +20,7 @@ from streamrec.core.errors import StreamRecError
 
 def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """401 unless `Authorization: Bearer <STREAMREC_ADMIN_TOKEN>`; with no token configured admin is disabled."""
-    if connection.scope["method"] == "OPTIONS":  # CORS preflight and `Allow` discovery carry no credentials
+    if connection.scope.get("method") == "OPTIONS":  # CORS preflight and `Allow` discovery carry no credentials
         return
     services: NamedDependency[Services] = connection.app.state.services
     expected = services.config.admin_token
