@@ -178,7 +178,7 @@ def test_duplicate_keys_and_nan_are_400(client: TestClient) -> None:
 
 def test_openapi_says_unknown_fields_are_refused(client: TestClient) -> None:
     schemas = client.get("/schema/openapi.json").json()["components"]["schemas"]
-    for name in ("Event", "EventBatch", "CanaryCommand"):
+    for name in ("FeedbackEvent", "EventBatch", "CanaryCommand"):
         assert schemas[name]["additionalProperties"] is False, (name, schemas[name])
     assert "additionalProperties" not in schemas["Recommendations"]  # responses may grow fields
 
