@@ -9,7 +9,6 @@ the helpers here always drain results (`fetchall`) so a connection is free for t
 from __future__ import annotations
 
 import fcntl
-import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -65,11 +64,9 @@ def writer_lock(settings: Settings, timeout: float = LOCK_TIMEOUT_SECONDS) -> It
 
 def lock_wait_seconds() -> float:
     """How long a job waits for another process to release the DuckDB file (STREAMREC_LOCK_WAIT_SECONDS, 30)."""
-    raw = os.environ.get("STREAMREC_LOCK_WAIT_SECONDS", "")
-    try:
-        return max(0.0, float(raw)) if raw else 30.0
-    except ValueError:
-        raise StreamRecError(f"environment variable STREAMREC_LOCK_WAIT_SECONDS={raw!r} is not a number") from None
+    from streamrec.core.settings import StreamRecSettings
+
+    return StreamRecSettings.from_env().lock_wait_seconds
 
 
 def open_duckdb(
