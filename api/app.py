@@ -18,7 +18,8 @@ from litestar import Litestar, MediaType, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.types import Message, Scope
 
 from streamrec.api.config import ApiSettings
 from streamrec.api.controllers.admin import AdminController
@@ -34,6 +35,8 @@ from streamrec.api.services.metrics import metrics_middleware_factory
 from streamrec.api.services.recommender import Recommender, restore_exposure
 from streamrec.api.services.serving import ServingState, freeze_heap
 from streamrec.api.services.serving_logs import ServingLogs, scan_impressions
+from streamrec.api.strict_json import StrictRequest, StrictStructSchemaPlugin
+from streamrec.core.errors import StreamRecError
 
 logger = logging.getLogger("streamrec.api")
 
@@ -92,6 +95,37 @@ def _internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _complete_allow_header(message: Message, scope: Scope) -> None:
+    """Give OPTIONS answers an `Allow` with every method of the path.
+
+    Litestar builds its automatic OPTIONS handler with the first handler's route, so a path served by two
+    handlers (GET and POST /v1/admin/canary) answered `Allow: OPTIONS, POST`.
+    """
+    if scope.get("method") != "OPTIONS" or message["type"] != "http.response.start":
+        return
+    routes = [r for r in scope["litestar_app"].routes if r.path == scope["path"]]
+    if not routes:
+        return
+    methods = ", ".join(sorted({"OPTIONS"}.union(*(r.methods for r in routes))))
+    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+    message["headers"] = [*headers, (b"allow", methods.encode())]
+
+
+def _log_unavailable(request: Request, exc: Exception) -> Response:
+    # The impression/event log cannot be written (disk full, I/O error, a failed background sync): nothing of
+    # this request was stored or served, and the client may retry. Not a bug in the request: 503, not 500.
+    logger.error("log write failed on %s %s: %s", request.method, request.url.path, exc)
+    if isinstance(exc, OSError):
+        reason = f"the serving log cannot be written: {exc.strerror or exc} (errno {exc.errno})"
+    else:  # e.g. the event log refusing appends after a failed background fdatasync
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return Response(
+        {"status_code": 503, "detail": f"{reason}; nothing was stored, retry later"},
+        status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        media_type=MediaType.JSON,
+    )
+
+
 def _http_error(request: Request, exc: HTTPException) -> Response:
     body: dict = {"status_code": exc.status_code, "detail": exc.detail}
     if exc.extra:
@@ -129,9 +163,17 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
         state=State({"services": services}),
         lifespan=[_lifespan(services)],
         middleware=[metrics_middleware_factory(services.metrics)],
-        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        exception_handlers={
+            HTTPException: _http_error,
+            OSError: _log_unavailable,
+            StreamRecError: _log_unavailable,
+            Exception: _internal_error,
+        },
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
+        request_class=StrictRequest,
+        before_send=[_complete_allow_header],
+        plugins=[StrictStructSchemaPlugin()],
         signature_namespace={"Services": Services},
         debug=False,
         logging_config=None,  # the process's logging is set up once (streamrec.logging_setup), not per app

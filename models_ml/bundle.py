@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from streamrec.contracts import FeatureContract, load_contract
+from streamrec.core import registry_seal
 from streamrec.core.atomic import write_json_atomically
 from streamrec.core.errors import StreamRecError
 
@@ -63,8 +64,8 @@ _INDEX_PROBE_MIN_FOUND = 0.9
 
 
 # The serving pointer in the artifacts directory: written by `streamrec promote` / `rollback`
-# (models_ml.registry), read by the API (api.services.serving_bundle).
-ACTIVE_FILE = "ACTIVE.json"
+# (models_ml.registry), read by the API (api.services.serving_bundle); its format and seal live in core.
+ACTIVE_FILE = registry_seal.ACTIVE_FILE
 
 
 class BundleMismatch(StreamRecError):

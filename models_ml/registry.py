@@ -24,8 +24,8 @@ from typing import Any
 
 import duckdb
 
-from streamrec.core.atomic import write_json_atomically
 from streamrec.core.errors import StreamRecError
+from streamrec.core.registry_seal import registration_path, sealed_payload, write_sealed
 from streamrec.core.settings import Settings
 from streamrec.core.warehouse import connect, fetchall, open_duckdb, table_exists, transaction, writer_lock
 from streamrec.models_ml.bundle import ACTIVE_FILE, BundleMismatch, Manifest, verify_bundle
@@ -147,9 +147,12 @@ def read_active_pointer(settings: Settings) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        pointer = json.loads(path.read_bytes())
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise StreamRecError(f"{path} is not valid JSON ({exc}); run `streamrec versions` to rewrite it") from exc
+    if not isinstance(pointer, dict):
+        raise StreamRecError(f"{path} is not a JSON object; run `streamrec versions` to rewrite it")
+    return pointer
 
 
 def _write_pointer_unlocked(settings: Settings, state: Mapping[str, Any] | None) -> None:
@@ -158,12 +161,25 @@ def _write_pointer_unlocked(settings: Settings, state: Mapping[str, Any] | None)
         current = read_active_pointer(settings)
     except StreamRecError:
         current = {"unreadable": True}
-    if current == state:
-        return
     if state is None:
         path.unlink(missing_ok=True)
-    else:
-        write_json_atomically(path, state)
+        return
+    sealed = sealed_payload(settings.artifacts_dir, state)  # the API checks the seal (core.registry_seal)
+    if current != sealed:
+        write_sealed(path, settings.artifacts_dir, state)
+
+
+def _write_registrations(settings: Settings, rows: list[tuple[str, str, str]]) -> None:
+    """Write (or repair) the sealed registered/<version>.json record of each (version, manifest, bundle_path)."""
+    for version, manifest_sha256, stored in rows:
+        fields = {"version": version, "manifest_sha256": manifest_sha256, "bundle_path": stored}
+        path = registration_path(settings.artifacts_dir, version)
+        try:
+            current = json.loads(path.read_bytes()) if path.exists() else None
+        except (ValueError, OSError):
+            current = None
+        if current != sealed_payload(settings.artifacts_dir, fields):
+            write_sealed(path, settings.artifacts_dir, fields)
 
 
 def sync_active_pointer(settings: Settings) -> dict[str, Any] | None:
@@ -172,6 +188,8 @@ def sync_active_pointer(settings: Settings) -> dict[str, Any] | None:
         with connect(settings, read_only=True) as con:
             _require_ops(con, settings)
             state = _pointer_state(con)
+            registered = fetchall(con, "select version, manifest_sha256, bundle_path from ops.model_versions")
+        _write_registrations(settings, registered)
         _write_pointer_unlocked(settings, state)
     return state
 
@@ -226,6 +244,9 @@ def register(settings: Settings, bundle_dir: Path | str) -> None:
                 "insert into ops.bundle_files (version, file_name, sha256, size_bytes) values (?, ?, ?, ?)",
                 [[manifest.version, name, sha, manifest.sizes[name]] for name, sha in sorted(manifest.files.items())],
             )
+    # The API's (sealed) copy of the row, so a canary may load this version; rewritten by `versions` if lost.
+    with _pointer_lock(settings):
+        _write_registrations(settings, [(manifest.version, manifest.sha256, _stored_path(settings, bundle_dir))])
 
 
 def _record(

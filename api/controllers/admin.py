@@ -20,13 +20,15 @@ from streamrec.core.errors import StreamRecError
 
 def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """401 unless `Authorization: Bearer <STREAMREC_ADMIN_TOKEN>`; with no token configured admin is disabled."""
+    if connection.scope.get("method") == "OPTIONS":  # CORS preflight and `Allow` discovery carry no credentials
+        return
     services: NamedDependency[Services] = connection.app.state.services
     expected = services.config.admin_token
     header = connection.headers.get("authorization", "")
-    scheme, _sep, token = header.partition(" ")
+    scheme, _sep, token = header.partition(" ")  # RFC 6750: `Bearer` (any case), one space, the token as sent
     if not expected:
         raise NotAuthorizedException(detail="admin is disabled: STREAMREC_ADMIN_TOKEN is not set on the server")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
         raise NotAuthorizedException(detail="missing or wrong bearer token")
 
 
@@ -99,7 +101,14 @@ class AdminController(Controller):
         response_description="The canary's state after the command.",
         status_code=200,
         responses={
-            400: error_response("Malformed command body.", 400, "Validation failed for POST /v1/admin/canary"),
+            400: error_response(
+                "Malformed command body (also: nested deeper than 32 levels, a key twice, NaN).",
+                400,
+                "Validation failed for POST /v1/admin/canary",
+            ),
+            415: error_response(
+                "A body that is not application/json.", 415, "the body must be application/json, not text/plain"
+            ),
             **ADMIN_ERRORS,
         },
     )

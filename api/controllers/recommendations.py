@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -19,7 +20,26 @@ from streamrec.api.services.fairness import LANGUAGES
 from streamrec.core.eventlog import ImpressionRecord
 
 ALLOWED_PARAMS = frozenset({"user_id", "k", "language"})
+INTEGER_PARAMS = ("user_id", "k")
+_DECIMAL = re.compile(r"[0-9]{1,16}")  # ASCII digits only: no 1e3, 1.0, +1, ² or 0x10
 Language = Literal[LANGUAGES]  # type: ignore[valid-type]
+
+
+def _check_query(request: Request) -> None:
+    """400 for what the typed parameters let through: unknown or repeated names, integers not in plain digits."""
+    params = request.query_params
+    unknown = sorted(set(params) - ALLOWED_PARAMS)
+    if unknown:
+        names = ", ".join(unknown)
+        raise ValidationException(detail=f"unknown query parameter(s) {names}; allowed: user_id, k, language")
+    for name in sorted(set(params)):
+        values = params.getall(name)
+        if len(values) > 1:
+            raise ValidationException(detail=f"query parameter {name} given {len(values)} times; give it once")
+    for name in INTEGER_PARAMS:
+        value = params.get(name)
+        if value is not None and not _DECIMAL.fullmatch(value):
+            raise ValidationException(detail=f"query parameter {name}={value!r} is not a whole number in plain digits")
 
 
 class RecommendationController(Controller):
@@ -34,7 +54,8 @@ class RecommendationController(Controller):
         response_description="The page, each item with its score, slot and logging propensity.",
         responses={
             400: error_response(
-                "Bad query: missing/non-integer user_id, k outside 1..500, unknown parameter.",
+                "Bad query: missing/non-integer user_id, k outside 1..500, unknown or repeated parameter, "
+                "an integer not in plain digits (1e3, 1.0).",
                 400,
                 "unknown query parameter(s) user; allowed: user_id, k, language",
             ),
@@ -45,19 +66,17 @@ class RecommendationController(Controller):
         self,
         request: Request,
         services: NamedDependency[Services],
-        user_id: Annotated[int, Parameter(ge=0, le=MAX_INT64, description="User to recommend for.")],
-        k: Annotated[int, Parameter(ge=1, le=500, description="Page size.")] = 10,
+        user_id: Annotated[
+            int, Parameter(ge=0, le=MAX_INT64, description="User to recommend for (decimal digits, given once).")
+        ],
+        k: Annotated[int, Parameter(ge=1, le=500, description="Page size (decimal digits).")] = 10,
         language: Annotated[
             Language | None, Parameter(description="Creator language for cold-start users (ignored otherwise).")
         ] = None,
     ) -> Recommendations:
         """A page of k items; `propensity` is each item's probability at its slot under the logging policy."""
         started = time.perf_counter()
-        unknown = sorted(set(request.query_params) - ALLOWED_PARAMS)
-        if unknown:
-            raise ValidationException(
-                detail=f"unknown query parameter(s) {', '.join(unknown)}; allowed: user_id, k, language"
-            )
+        _check_query(request)
         routing, logs = services.ready_routing()
         bundle, phase = routing.route(user_id, services.config.canary_salt)
         # On the event loop's thread, not a worker thread: the path is ~1-2 ms of mostly GIL-holding work,
@@ -95,7 +114,7 @@ class RecommendationController(Controller):
         )
         # Only now, with the page durable, does it count as exposure and become attributable.
         services.recommender.record_served(bundle, page)
-        logs.remember(request_id, user_id, item_ids)
+        logs.remember(request_id, user_id, item_ids, served_at)
         services.metrics.inc("streamrec_impressions_logged_total", (("policy", page.policy),), len(item_ids))
         return Recommendations(
             request_id=request_id,

@@ -21,7 +21,7 @@ from streamrec.api.config import ApiSettings
 from streamrec.api.services import canary_state as canary
 from streamrec.api.services.assignment import routes_to_candidate
 from streamrec.api.services.canary_state import CanaryConflict, CanaryState
-from streamrec.api.services.serving_bundle import ServingBundle, load_serving_bundle, read_active
+from streamrec.api.services.serving_bundle import ServingBundle, load_serving_bundle, read_active, registered_bundle
 from streamrec.core.errors import StreamRecError
 from streamrec.models_ml.bundle import ACTIVE_FILE
 
@@ -88,6 +88,11 @@ class ServingState:
         freeze_heap()
         return bundle
 
+    async def _load_registered(self, version: str) -> ServingBundle:
+        """Load a canary candidate only as the registry recorded it (sealed registered/<version>.json)."""
+        bundle_dir, manifest_sha256 = registered_bundle(self.config.home.artifacts_dir, version)
+        return await self._load(version, manifest_sha256, None, bundle_dir)
+
     async def reload(self) -> tuple[str, str | None, bool]:
         """Serve what ACTIVE.json names; returns (version, previous version, changed). Keeps serving on failure."""
         async with self._lock:
@@ -97,6 +102,18 @@ class ServingState:
                 raise StreamRecError(
                     f"nothing promoted yet: {self.config.home.artifacts_dir / ACTIVE_FILE} does not exist "
                     "(run `streamrec train` and `streamrec promote VERSION`)"
+                )
+            if (
+                previous is not None
+                and previous.promoted_at is not None
+                and pointer.promoted_at is not None
+                and pointer.promoted_at < previous.promoted_at  # ISO timestamps of one format sort as times
+            ):
+                # Every promote and rollback appends a newer row: an older pointer is a restored or stale copy.
+                raise StreamRecError(
+                    f"ACTIVE.json names the promotion of {pointer.version} at {pointer.promoted_at}, older than the "
+                    f"one serving ({previous.version} at {previous.promoted_at}): ops.promotions is the record; run "
+                    "`streamrec versions` to rewrite the pointer from it"
                 )
             if (
                 previous is not None
@@ -148,7 +165,7 @@ class ServingState:
         if saved.candidate_version == control.version:  # promoted while the server was down: the canary is over
             self._save_canary(CanaryState())
             return
-        candidate = await self._load(str(saved.candidate_version), None, None)
+        candidate = await self._load_registered(str(saved.candidate_version))
         self.routing = Routing(control=control, candidate=candidate, canary=saved)
         logger.info("resumed the canary of %s (%s, phase %s)", candidate.version, saved.state, saved.phase)
 
@@ -167,7 +184,7 @@ class ServingState:
             state = canary.start(routing.canary, version, phase, default if share is None else share)
             candidate = routing.candidate
             if candidate is None or candidate.version != version:
-                candidate = await self._load(version, None, None)
+                candidate = await self._load_registered(version)
             self.routing = Routing(control=routing.control, candidate=candidate, canary=state)
             self._save_canary(state)
             return state

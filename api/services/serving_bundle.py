@@ -9,7 +9,6 @@ reference to one is served wholly by that version, whatever reloads happen meanw
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +24,6 @@ import torch
 from streamrec.api.services.fairness import N_GROUPS, group_of
 from streamrec.contracts.schema import ContractViolation, FeatureContract, load_contract
 from streamrec.core.errors import StreamRecError
-from streamrec.models_ml.bundle import ACTIVE_FILE
 from streamrec.models_ml.model import TwoTower
 from streamrec.models_ml.ranker import PrecomputedItems, Ranker
 
@@ -230,21 +228,34 @@ class ActivePointer:
     manifest_sha256: str | None
     promoted_at: str | None
     bundle_dir: Path
+    promotion_id: str | None = None
 
 
 def read_active(artifacts_dir: Path) -> ActivePointer | None:
-    """Parse ACTIVE.json; None when nothing has been promoted yet."""
-    path = artifacts_dir / ACTIVE_FILE
-    if not path.is_file():
+    """ACTIVE.json, checked against the registry's seal (core.registry_seal); None when nothing was promoted.
+
+    Any malformed pointer (not JSON, not an object, not UTF-8, a missing field, a wrong seal) raises
+    StreamRecError naming the file, so a reload answers 409 and a starting server stays live but not ready.
+    """
+    from streamrec.core.registry_seal import read_active_file
+
+    pointer = read_active_file(artifacts_dir)
+    if pointer is None:
         return None
-    try:
-        raw = json.loads(path.read_text())
-        stored = Path(str(raw.get("bundle_path") or raw["version"]))  # relative paths are under artifacts/
-        return ActivePointer(
-            version=str(raw["version"]),
-            manifest_sha256=raw.get("manifest_sha256"),
-            promoted_at=None if raw.get("promoted_at") is None else str(raw["promoted_at"]),
-            bundle_dir=stored if stored.is_absolute() else artifacts_dir / stored,
-        )
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise StreamRecError(f"{path}: not a valid active-version pointer ({exc})") from exc
+    stored = Path(pointer.bundle_path)  # relative paths are under artifacts/
+    return ActivePointer(
+        version=pointer.version,
+        manifest_sha256=pointer.manifest_sha256,
+        promoted_at=pointer.promoted_at,
+        bundle_dir=stored if stored.is_absolute() else artifacts_dir / stored,
+        promotion_id=pointer.promotion_id,
+    )
+
+
+def registered_bundle(artifacts_dir: Path, version: str) -> tuple[Path, str]:
+    """(bundle directory, registered manifest sha256) of a registered version, from its sealed record."""
+    from streamrec.core.registry_seal import read_registration
+
+    record = read_registration(artifacts_dir, version)
+    stored = Path(record.bundle_path)
+    return (stored if stored.is_absolute() else artifacts_dir / stored), record.manifest_sha256

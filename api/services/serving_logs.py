@@ -31,6 +31,7 @@ class ServedRequest:
 
     user_id: int
     item_ids: frozenset[int]
+    served_at: datetime | None = None  # naive UTC; None for requests restored from old logs without it
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class LogScan:
 
     # model_version -> (item ids, position-weighted personalised exposure sum of 1/log2(1 + position) per item)
     exposure: dict[str, tuple[np.ndarray, np.ndarray]]
-    recent_requests: list[tuple[str, int, list[int]]]  # (request_id, user_id, item ids), oldest first
+    # (request_id, user_id, item ids, served_at), oldest first
+    recent_requests: list[tuple[str, int, list[int], datetime | None]]
     segments: int
 
 
@@ -89,7 +91,7 @@ def scan_impressions(logs_dir: Path, recent: int) -> LogScan:
             )
             for version, per_item in exposure.items()
         },
-        recent_requests=[(rid, user, items) for rid, (user, items, _) in reversed(latest)],
+        recent_requests=[(rid, user, items, served) for rid, (user, items, served) in reversed(latest)],
         segments=len(paths),
     )
 
@@ -106,9 +108,9 @@ class ServingLogs:
         self._requests: OrderedDict[str, ServedRequest] = OrderedDict()
         self._size = request_map_size
 
-    def remember(self, request_id: str, user_id: int, item_ids: list[int]) -> None:
+    def remember(self, request_id: str, user_id: int, item_ids: list[int], served_at: datetime | None = None) -> None:
         """Keep a served request for event attribution, evicting the oldest beyond the cap."""
-        self._requests[request_id] = ServedRequest(user_id, frozenset(item_ids))
+        self._requests[request_id] = ServedRequest(user_id, frozenset(item_ids), served_at)
         while len(self._requests) > self._size:
             self._requests.popitem(last=False)
 
@@ -118,8 +120,8 @@ class ServingLogs:
 
     def restore(self, scan: LogScan) -> None:
         """Refill the request map from a startup scan."""
-        for request_id, user_id, item_ids in scan.recent_requests:
-            self.remember(request_id, user_id, item_ids)
+        for request_id, user_id, item_ids, served_at in scan.recent_requests:
+            self.remember(request_id, user_id, item_ids, served_at)
 
     def close(self) -> None:
         """Flush and close both logs."""

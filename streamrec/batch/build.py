@@ -5,6 +5,14 @@ works on `warehouse.building.duckdb`; a passing build replaces the published fil
 a failing one is deleted so broken features are never published. DuckDB names a file's catalog after
 the first dot-separated part of its name, so both files are catalog `warehouse` and the views dbt
 writes into the copy keep working once it is renamed.
+
+A DuckDB file and its write-ahead log (`warehouse.duckdb.wal`) are one database: a writer killed
+after a commit leaves committed rows only in the WAL, and a WAL beside a file it was not written
+for makes every later open fail ("WAL checkpoint iteration does not match"). So the publish
+(`snapshot_for_build`, `publish`) checkpoints the published file before copying it (the copy then
+holds every committed row and no WAL is copied), checkpoints the copy before the rename, and
+refuses to publish if a WAL appeared beside the published file meanwhile (a writer that ignored the
+lock): the rename never leaves a WAL next to a file it does not belong to.
 """
 
 from __future__ import annotations
@@ -24,9 +32,10 @@ import duckdb
 from streamrec.core.errors import StreamRecError
 from streamrec.core.logging_setup import dbt_log_args
 from streamrec.core.settings import DBT_PROJECT_DIR, PROFILES_DIR, Settings
-from streamrec.core.warehouse import writer_lock
+from streamrec.core.warehouse import open_duckdb, writer_lock
 
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
+_NODE_KINDS = ("model.", "seed.", "test.", "snapshot.", "unit_test.")
 
 
 def building_path(settings: Settings) -> Path:
@@ -107,23 +116,40 @@ def _results(settings: Settings, statuses: frozenset[str] | set[str]) -> list[di
     return [r for r in results if r.get("status") in statuses]
 
 
+def _ran_nodes(settings: Settings) -> int:
+    """How many models, seeds, tests and snapshots the last dbt run executed (hooks do not count)."""
+    path = dbt_target_dir(settings) / "run_results.json"
+    if not path.exists():
+        return 0
+    results = json.loads(path.read_text()).get("results", [])
+    return sum(1 for r in results if str(r.get("unique_id", "")).startswith(_NODE_KINDS))
+
+
 def failed_results(settings: Settings) -> list[dict[str, Any]]:
     """The failing nodes of the last dbt run in this home (from run_results.json)."""
     return _results(settings, FAILED_STATUSES)
 
 
 def stored_diagnoses(database: Path, results: list[dict[str, Any]]) -> list[str]:
-    """The `diagnosis` rows failing tests stored (store_failures), e.g. the PSI test's unit diagnosis."""
-    relations = [r["relation_name"] for r in results if r.get("relation_name")]
+    """The `diagnosis` rows failing tests stored (store_failures), e.g. the PSI test's unit diagnosis.
+
+    Only tests store failures; a failing model's relation was never created, so models are skipped, and
+    a test whose stored relation is missing (dbt failed before writing it) contributes nothing.
+    """
+    relations = [r["relation_name"] for r in results if r.get("relation_name") and r["unique_id"].startswith("test.")]
     if not relations or not database.exists():
         return []
     diagnoses: list[str] = []
     con = duckdb.connect(str(database), read_only=True)
     try:
         for relation in relations:
-            columns = [row[0] for row in con.sql(f"select * from {relation} limit 0").description]
-            if "diagnosis" in columns:
-                diagnoses += [row[0] for row in con.sql(f"select diagnosis from {relation}").fetchall() if row[0]]
+            try:
+                columns = [row[0] for row in con.sql(f"select * from {relation} limit 0").description]
+                if "diagnosis" in columns:
+                    rows = con.sql(f"select diagnosis from {relation}").fetchall()
+                    diagnoses += [row[0] for row in rows if row[0]]
+            except duckdb.CatalogException:
+                continue
     finally:
         con.close()
     return diagnoses
@@ -147,9 +173,67 @@ def _report_warnings(database: Path, warned: list[dict[str, Any]]) -> None:
     _print_section("Feature drift warning:", stored_diagnoses(database, [r for r in warned if r not in scorecard]))
 
 
+def wal_path(database: Path) -> Path:
+    """DuckDB's write-ahead log of a database file."""
+    return database.with_name(database.name + ".wal")
+
+
 def _remove(path: Path) -> None:
-    for leftover in (path, path.with_name(path.name + ".wal")):
+    for leftover in (path, wal_path(path)):
         leftover.unlink(missing_ok=True)
+
+
+def checkpoint(database: Path) -> None:
+    """Fold the database's WAL into the file (open read-write, CHECKPOINT, close); afterwards no WAL is left.
+
+    Caller holds the writer lock. Waits (open_duckdb) while a reader holds the file, then fails naming it.
+    """
+    con = open_duckdb(database)
+    try:
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    if wal_path(database).exists():  # pragma: no cover - DuckDB removes the WAL on a clean close
+        raise StreamRecError(f"{wal_path(database)} is still there after a checkpoint of {database}")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def snapshot_for_build(published: Path, building: Path) -> None:
+    """Copy the published warehouse to `building` with every committed row (its WAL checkpointed first)."""
+    _remove(building)
+    if wal_path(published).exists():  # a writer was killed after a commit: those rows are only in the WAL
+        checkpoint(published)
+    try:
+        shutil.copyfile(published, building)
+    except OSError as exc:
+        _remove(building)
+        size = published.stat().st_size / 1e6
+        raise StreamRecError(
+            f"cannot copy {published} for the build ({exc.strerror}; the copy needs {size:,.0f} MB free in "
+            f"{building.parent}); nothing was built or published"
+        ) from None
+
+
+def publish(building: Path, published: Path) -> None:
+    """Replace the published warehouse by the built copy in one rename, never leaving a stale WAL beside it."""
+    checkpoint(building)  # the copy's own WAL (if dbt left one) goes into the file that is renamed
+    if wal_path(published).exists():
+        # Someone wrote to the published file without the writer lock during the build: the rename would
+        # drop those rows and brick the file with a WAL that is not its own.
+        raise StreamRecError(
+            f"{published} was written during the build by a process that did not take the writer lock "
+            f"({wal_path(published)} appeared); the build was not published: run `streamrec build` again"
+        )
+    _fsync(building)
+    os.replace(building, published)
+    _fsync(published.parent)
 
 
 def build(
@@ -174,19 +258,22 @@ def build(
     with writer_lock(settings):
         if not published.exists():
             raise StreamRecError(f"no warehouse at {published}: run `streamrec init` and `streamrec generate` first")
-        _remove(building)
-        shutil.copyfile(published, building)
-        wal = published.with_name(published.name + ".wal")
-        if wal.exists():  # an unclean shutdown left changes in the WAL: they belong to the copy too
-            shutil.copyfile(wal, building.with_name(building.name + ".wal"))
+        snapshot_for_build(published, building)
         (dbt_target_dir(settings) / "run_results.json").unlink(missing_ok=True)
         try:
             code = run_dbt(settings, ["build"], building, select=select, as_of=as_of, variables=variables)
             failures = failed_results(settings)
+            if code == 0 and not failures and not _ran_nodes(settings):
+                # dbt says "Nothing to do" and exits 0 for a selection that matches no node (a typo):
+                # publishing would only republish the same warehouse and hide the mistake.
+                raise StreamRecError(
+                    f"--select {select!r} matches no model, seed or test: nothing was built and nothing published "
+                    "(see `dbt ls` for the node names)"
+                )
             warned = _results(settings, {"warn"})
             if code == 0 and not failures:
                 _report_warnings(building, warned)  # INCONCLUSIVE rows, drift between warn and fail: say so
-                os.replace(building, published)
+                publish(building, published)
                 return
             diagnoses = stored_diagnoses(building, failures)
             if failures and all(_is_threshold_test(r) for r in failures):
@@ -195,7 +282,7 @@ def build(
                 # reads "scorecard FAIL (<area>): ..." (or INCONCLUSIVE under --strict).
                 _report_warnings(building, warned)
                 _print_section("Scorecard failures (this build fails):", diagnoses)
-                os.replace(building, published)
+                publish(building, published)
                 names = ", ".join(r["unique_id"].split(".")[2] for r in failures)
                 raise StreamRecError(
                     f"{len(failures)} scorecard threshold(s) failed: {names} (warehouse published with this "

@@ -9,6 +9,8 @@ scheme and is fast at our scale (DuckDB scans JSON lines at hundreds of MB/s).
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import duckdb
 import sqlalchemy as sa
 
 from streamrec.core.errors import StreamRecError
-from streamrec.core.eventlog import segment_paths
+from streamrec.core.eventlog import DamagedLine, damaged_lines, segment_paths
 from streamrec.core.progress import progress
 from streamrec.core.settings import Settings
 from streamrec.core.tables import Base, Event, Impression
@@ -70,19 +72,54 @@ class StreamResult:
     segments: int = 0
     lines: int = 0
     torn: int = 0
+    damaged: int = 0
     new: int = 0
 
     @property
     def duplicates(self) -> int:
         """Records already in the table, or repeated in the logs (e.g. a retried batch)."""
-        return self.lines - self.torn - self.new
+        return self.lines - self.torn - self.damaged - self.new
+
+
+def quarantine_path(settings: Settings) -> Path:
+    """Where ingest keeps damaged log lines (JSON lines: segment, offset, line number, the bytes as hex)."""
+    return settings.home / "quarantine" / "log_lines.jsonl"
+
+
+def _quarantine(settings: Settings, damaged: list[DamagedLine]) -> Path:
+    """Append each damaged line not kept yet (by segment and offset) to the quarantine file, durably."""
+    path = quarantine_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kept = set()
+    if path.exists():
+        for line in path.read_bytes().splitlines():
+            try:
+                row = json.loads(line)
+                kept.add((row["segment"], row["offset"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    new = [d for d in damaged if (str(d.segment), d.offset) not in kept]
+    if new:
+        with open(path, "a") as handle:
+            for d in new:
+                row = {"segment": str(d.segment), "offset": d.offset, "line": d.line_number, "hex": d.data.hex()}
+                handle.write(json.dumps(row) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    return path
 
 
 def ingest_logs(settings: Settings) -> str:
-    """Load every log segment into ops.impressions / ops.events in one transaction; returns a one-line summary."""
+    """Load every log segment into ops.impressions / ops.events in one transaction; returns a one-line summary.
+
+    A damaged line in the middle of a segment (not the torn tail a crash leaves) is loaded as nothing,
+    kept in the quarantine file with its segment and offset, and, after everything else is committed,
+    makes this raise so the operator sees it (the CLI exits non-zero).
+    """
     plans = [(target, segment_paths(settings.logs_dir, target.stream)) for target in TARGETS]
     if not any(paths for _, paths in plans):
         return f"no log segments under {settings.logs_dir}: nothing to ingest"
+    damaged = {target.stream: [d for path in paths for d in damaged_lines(path)] for target, paths in plans}
     if not settings.warehouse_path.exists():
         raise StreamRecError(f"no warehouse at {settings.warehouse_path}: run `streamrec init` first")
     with connect(settings) as con:
@@ -96,17 +133,29 @@ def ingest_logs(settings: Settings) -> str:
             results = []
             with progress("ingesting log segments", sum(len(paths) for _, paths in plans)) as advance:
                 for target, paths in plans:
-                    results.append(_ingest_stream(con, target, paths))
+                    results.append(_ingest_stream(con, target, paths, len(damaged[target.stream])))
                     advance(len(paths))
-    return "ingested " + "; ".join(
+    summary = "ingested " + "; ".join(
         f"{r.stream}: {r.new} new, {r.duplicates} duplicates skipped, {r.torn} torn lines skipped "
         f"({r.segments} segments)"
         for r in results
     )
+    every = [d for found in damaged.values() for d in found]
+    if every:
+        kept = _quarantine(settings, every)
+        first = every[0]
+        raise StreamRecError(
+            f"{summary}; but {len(every)} damaged line(s) in the middle of log segments (not a torn tail), first "
+            f"{first.segment} line {first.line_number} at byte {first.offset}: not loaded, kept in {kept}; "
+            "the segment was altered after it was written (disk or copy damage)"
+        )
+    return summary
 
 
-def _ingest_stream(con: duckdb.DuckDBPyConnection, target: StreamTarget, paths: list[Path]) -> StreamResult:
-    result = StreamResult(stream=target.stream, segments=len(paths))
+def _ingest_stream(
+    con: duckdb.DuckDBPyConnection, target: StreamTarget, paths: list[Path], damaged: int = 0
+) -> StreamResult:
+    result = StreamResult(stream=target.stream, segments=len(paths), damaged=damaged)
     if not paths:
         return result
     staged = f"staged_{target.stream}"
@@ -120,7 +169,7 @@ def _ingest_stream(con: duckdb.DuckDBPyConnection, target: StreamTarget, paths: 
     )
     all_null = " and ".join(f"{name} is null" for name in columns)
     result.lines = scalar(con, f"select count(*) from {staged}")
-    result.torn = scalar(con, f"select count(*) from {staged} where {all_null}")
+    result.torn = max(0, scalar(con, f"select count(*) from {staged} where {all_null}") - damaged)
     con.execute(f"delete from {staged} where {all_null}")
     _check_required(con, target, staged)
 

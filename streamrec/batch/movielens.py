@@ -64,7 +64,9 @@ GENRES: Mapping[str, str] = {
 }
 GENDERS: Mapping[str, str] = {"m": "m", "f": "f", "x": "x", "": "unknown", "unknown": "unknown"}
 AGE_BANDS = ((18, "<18"), (25, "18-24"), (35, "25-34"), (45, "35-44"), (55, "45-54"), (200, "55+"))
-YEAR = re.compile(r"^\d{4}$")
+YEAR = re.compile(r"^[0-9]{4}$")  # ASCII: \d also matches other scripts' digits
+DIGITS = re.compile(r"[0-9]+")
+MAX_BIGINT = 2**63 - 1
 
 
 def load_movielens(settings: Settings, directory: Path) -> str:
@@ -94,8 +96,8 @@ def load_movielens(settings: Settings, directory: Path) -> str:
 
 
 def _to_raw_tables(users: AtomicFile, items: AtomicFile, inter: AtomicFile) -> dict[str, pa.Table]:
-    user_ids = _integer_ids(users, "user_id")
-    item_ids = _integer_ids(items, "item_id")
+    user_ids = _integer_ids(users, "user_id", unique=True)
+    item_ids = _integer_ids(items, "item_id", unique=True)
     rating_user = _integer_ids(inter, "user_id")
     rating_item = _integer_ids(inter, "item_id")
     _check_references(inter, "user_id", rating_user, user_ids, users.path.name)
@@ -201,13 +203,28 @@ def _to_raw_tables(users: AtomicFile, items: AtomicFile, inter: AtomicFile) -> d
     }
 
 
-def _integer_ids(data: AtomicFile, column: str) -> list[int]:
-    """Token ids as integers (the raw schema keys are BIGINT); refuse anything else with its line."""
+def _integer_ids(data: AtomicFile, column: str, unique: bool = False) -> list[int]:
+    """Token ids as integers (the raw schema keys are BIGINT); refuse anything else with its line.
+
+    Only ASCII digits (str.isdigit also accepts '²', which int() refuses), at most the largest BIGINT,
+    and, for a key column, no two spellings of one id (`07` and `7` are both user 7).
+    """
     ids = []
+    first: dict[int, int] = {}
     for row, token in enumerate(data.columns[column]):
-        if not token.isdigit():
+        if not DIGITS.fullmatch(token):
             raise StreamRecError(f"{data.where(row, column)}: id {token!r} is not a non-negative integer")
-        ids.append(int(token))
+        value = int(token)
+        if value > MAX_BIGINT:
+            raise StreamRecError(f"{data.where(row, column)}: id {token} is larger than the largest id ({MAX_BIGINT})")
+        if unique:
+            if value in first:
+                raise StreamRecError(
+                    f"{data.where(row, column)}: id {token!r} is id {value} again, first on line "
+                    f"{data.line_numbers[first[value]]} (as {data.columns[column][first[value]]!r})"
+                )
+            first[value] = row
+        ids.append(value)
     return ids
 
 
@@ -243,7 +260,7 @@ def _age_band(users: AtomicFile, row: int) -> str:
     text = users.columns["age"][row]
     if text in ("", "unknown"):
         return "unknown"
-    if not text.isdigit() or not 0 < int(text) < 130:
+    if not DIGITS.fullmatch(text) or not 0 < int(text) < 130:
         raise StreamRecError(f"{users.where(row, 'age')}: {text!r} is not an age in years")
     return next(band for limit, band in AGE_BANDS if int(text) < limit)
 

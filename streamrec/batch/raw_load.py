@@ -22,6 +22,8 @@ from streamrec.core.raw_schema import RAW_TABLES, create_table_sql
 from streamrec.core.settings import Settings
 from streamrec.core.warehouse import connect, scalar, transaction
 
+# One field (a title, a genre list) of an atomic file: far above any real title, far below a runaway line.
+MAX_FIELD_CHARS = 10_000
 # RecBole's atomic-file field types this project reads (token_seq is space separated).
 ATOMIC_TYPES = ("token", "float", "token_seq")
 
@@ -89,11 +91,16 @@ def read_atomic_file(path: Path, expected: Mapping[str, str], key: Sequence[str]
 def _decoded_lines(path: Path) -> list[str]:
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a UTF-8 byte-order mark (Windows editors) is not part of the header
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise StreamRecError(f"{path.name} line {line}: not valid UTF-8 ({exc.reason})") from None
-    return text.splitlines()
+    if "\0" in text:
+        line = text[: text.index("\0")].count("\n") + 1
+        raise StreamRecError(f"{path.name} line {line}: contains a NUL byte (not a text file, or damaged)")
+    # Lines end in \n or \r\n (both accepted); splitlines also splits on \x0b, \x1c.. and U+2028, which
+    # would silently break a row in two, so split on newlines only.
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def _header_hint(expected: Mapping[str, str]) -> str:
@@ -129,6 +136,10 @@ def _check_header(path: Path, header: str, expected: Mapping[str, str]) -> dict[
 
 
 def _parse_field(path: Path, line: int, name: str, kind: str, text: str, is_key: bool) -> object:
+    if len(text) > MAX_FIELD_CHARS:
+        raise StreamRecError(
+            f"{path.name} line {line}, column {name}: {len(text):,} characters; the limit is {MAX_FIELD_CHARS:,}"
+        )
     value = text.strip()
     if kind == "float":
         try:

@@ -333,22 +333,14 @@ def sql(
     ] = None,
 ) -> None:
     """Run an ad-hoc read-only query against the published warehouse and print the rows."""
-    import duckdb
-
     from streamrec.cli.sql_output import FORMATS, emit, parse_params
-    from streamrec.core.warehouse import connect
+    from streamrec.core.warehouse import read_only_query
 
     if fmt not in FORMATS:
         raise StreamRecError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     params = parse_params(param or [])
-    with connect(_settings(), read_only=True) as con:
-        try:
-            result = con.execute(query, params or None)
-            names = [d[0] for d in result.description] if result.description else []
-            rows = result.fetchall()
-        except duckdb.Error as exc:
-            # The analyst's SQL is wrong, not the program: one line naming DuckDB's complaint, no traceback.
-            raise StreamRecError(f"query failed: {exc}") from None
+    # Read-only at the engine level (statement types, read_only, no external access): core.warehouse.
+    names, rows = read_only_query(_settings(), query, params or None)
     emit(names, rows, fmt, output, console)
 
 

@@ -407,6 +407,40 @@ def read_segment(path: Path, record_type: type | None = None) -> SegmentContents
     return SegmentContents(path=Path(path), records=records, torn_lines=torn)
 
 
+@dataclass(frozen=True)
+class DamagedLine:
+    """A line before a segment's last one that is not a JSON object: corruption, not a torn write."""
+
+    segment: Path
+    offset: int  # byte offset of the line's first byte
+    line_number: int  # 1-based
+    data: bytes
+
+
+def damaged_lines(path: Path) -> list[DamagedLine]:
+    """Lines of a segment, but the last (unterminated) one, that do not decode as JSON (NUL runs, garbage).
+
+    A crash can only tear the line being written, which is the unterminated tail; anything else that
+    does not decode is damage to data that was once complete, and must be reported, not skipped.
+    """
+    data = Path(path).read_bytes()
+    lines = data.split(b"\n")
+    lines.pop()  # the tail: b"" after a final newline, or a possibly torn last write
+    damaged: list[DamagedLine] = []
+    offset = 0
+    for number, line in enumerate(lines, start=1):
+        try:
+            if not isinstance(_ANY_JSON.decode(line), dict):
+                raise msgspec.DecodeError("not a JSON object")
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            damaged.append(DamagedLine(segment=Path(path), offset=offset, line_number=number, data=line))
+        offset += len(line) + 1
+    return damaged
+
+
+_ANY_JSON = msgspec.json.Decoder()
+
+
 def read_stream(directory: Path, stream: str, record_type: type | None = None) -> Iterator[Any]:
     """Every record of a stream, segment by segment, torn tails skipped."""
     for path in segment_paths(directory, stream):

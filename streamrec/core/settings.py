@@ -117,6 +117,9 @@ class StreamRecSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     # logging (streamrec.core.logging_setup): one format for the CLI, the API, uvicorn and dbt runs
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # batch jobs: how long a job waits for another process to release warehouse.duckdb before it stops
+    # with one line naming that process (core.warehouse.open_duckdb)
+    lock_wait_seconds: Annotated[float, Meta(ge=0.0, le=3600.0)] = 30.0
     # Spark (profiles.yml reads these through the environment `streamrec spark build` passes to dbt)
     spark_master: str = "local[*]"
     spark_driver_memory: str = "4g"

@@ -9,8 +9,9 @@ the helpers here always drain results (`fetchall`) so a connection is free for t
 from __future__ import annotations
 
 import fcntl
+import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,21 @@ from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import Settings
 
 LOCK_TIMEOUT_SECONDS = 120.0
+
+# What `streamrec sql` runs: statements that only read. DESCRIBE, SUMMARIZE and SHOW parse as SELECT;
+# MULTI is PIVOT (a temporary enum type, then a SELECT). CALL is left out: it also runs CHECKPOINT.
+READ_ONLY_STATEMENTS = frozenset(
+    {
+        duckdb.StatementType.SELECT,
+        duckdb.StatementType.EXPLAIN,
+        duckdb.StatementType.PRAGMA,
+        duckdb.StatementType.MULTI,
+    }
+)
+# The engine-level sandbox of an analysis connection: no file, network or extension access beyond the
+# opened warehouse (ATTACH, COPY TO, EXPORT, INSTALL, read_csv('/etc/...') all fail inside DuckDB), and no
+# SET/RESET/PRAGMA that could turn that back on.
+ANALYSIS_CONFIG: dict[str, Any] = {"enable_external_access": False, "lock_configuration": True}
 
 
 @contextmanager
@@ -46,19 +62,54 @@ def writer_lock(settings: Settings, timeout: float = LOCK_TIMEOUT_SECONDS) -> It
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def open_duckdb(path: Path, read_only: bool = False, timeout: float = 30.0) -> duckdb.DuckDBPyConnection:
-    """Open a DuckDB file, retrying while another process holds it; fail with a message naming the file."""
+def lock_wait_seconds() -> float:
+    """How long a job waits for another process to release the DuckDB file (STREAMREC_LOCK_WAIT_SECONDS, 30)."""
+    from streamrec.core.settings import StreamRecSettings
+
+    return StreamRecSettings.from_env().lock_wait_seconds
+
+
+def open_duckdb(
+    path: Path, read_only: bool = False, timeout: float | None = None, config: dict[str, Any] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB file, retrying while another process holds it; fail with one line naming the holder."""
+    timeout = lock_wait_seconds() if timeout is None else timeout
     if read_only and not path.exists():
         raise StreamRecError(f"no warehouse at {path}: run `streamrec init` and `streamrec generate` first")
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only, config=config or {})
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+            if "lock" not in str(exc).lower():
                 raise StreamRecError(f"cannot open {path}: {str(exc).splitlines()[0]}") from exc
+            if time.monotonic() > deadline:
+                raise StreamRecError(lock_conflict_message(path, str(exc), read_only, timeout)) from None
             time.sleep(0.2)
+
+
+def _process_name(pid: int) -> str:
+    """The command line of a local process (best effort: /proc), shortened for one error line."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "a process"
+    words = [w.decode(errors="replace") for w in raw.split(b"\0") if w]
+    text = " ".join(" ".join(Path(words[0]).name if i == 0 else w for i, w in enumerate(words)).split())
+    return text[:80] + ("…" if len(text) > 80 else "")
+
+
+def lock_conflict_message(path: Path, error: str, read_only: bool, waited: float) -> str:
+    """One line naming the process that holds the warehouse and what to do about it (DuckDB's lock rule)."""
+    match = re.search(r"\(PID (\d+)\)", error)
+    holder = f"PID {match.group(1)} ({_process_name(int(match.group(1)))})" if match else "another process"
+    mode = "read-only" if read_only else "read-write"
+    return (
+        f"cannot open {path} {mode}: {holder} holds it (waited {waited:.0f} s); DuckDB lets one process write or "
+        "any number read, never both: close that process's connection (con.close() in a notebook) or stop it, "
+        "then retry"
+    )
 
 
 @contextmanager
@@ -111,3 +162,51 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.execute("rollback")
         raise
     con.execute("commit")
+
+
+def read_only_query(
+    settings: Settings, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+) -> tuple[list[str], list[tuple]]:
+    """Run analyst SQL against the published warehouse without any way to write; (column names, rows).
+
+    Three engine-level walls, none of them a pattern match on the SQL text: DuckDB's own parser
+    (`extract_statements`) classifies every statement and only reading ones (READ_ONLY_STATEMENTS) run;
+    the file is opened `read_only`; and the connection has external access disabled and its
+    configuration locked (ANALYSIS_CONFIG), so ATTACH, COPY TO, EXPORT, INSTALL and file-reading
+    functions fail inside DuckDB whatever the statement type. The last statement's rows are returned;
+    bind `params` (`?`/`$1` values or `$name` mapping) need a single statement.
+    """
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise StreamRecError(f"query failed: {_first_line(exc)}") from None
+    if not statements:
+        raise StreamRecError("query failed: no SQL statement given")
+    if params and len(statements) > 1:
+        raise StreamRecError(f"query refused: bind values (--param) need one statement, got {len(statements)}")
+    for statement in statements:
+        if statement.type not in READ_ONLY_STATEMENTS:
+            kind = statement.type.name.lower().replace("_", " ")
+            raise StreamRecError(
+                f"query refused: `streamrec sql` is read-only analysis and runs no {kind} statement "
+                f"({statement.query.strip()[:60]!r}); allowed: SELECT, WITH, DESCRIBE, SUMMARIZE, SHOW, EXPLAIN, "
+                "PRAGMA, PIVOT; nothing was run"
+            )
+    con = open_duckdb(settings.warehouse_path, read_only=True, config=ANALYSIS_CONFIG)
+    try:
+        names: list[str] = []
+        rows: list[tuple] = []
+        for statement in statements:
+            result = con.execute(statement, params) if params else con.execute(statement)
+            names = [d[0] for d in result.description] if result.description else []
+            rows = result.fetchall()
+        return names, rows
+    except duckdb.Error as exc:
+        # The analyst's SQL is wrong (or tried something the sandbox refuses), not the program: one line.
+        raise StreamRecError(f"query failed: {_first_line(exc)}") from None
+    finally:
+        con.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -140,21 +140,34 @@ def write_synthetic_bundle(
             "metrics": {"synthetic": True, "index_params": info.params, "index_build_seconds": info.build_seconds},
         },
     )
+    register_synthetic(artifacts_dir, version)  # as `streamrec train` registers what it writes
     return bundle_dir
 
 
-def write_active_pointer(artifacts_dir: Path, version: str) -> None:
-    """Write ACTIVE.json for `version` as `streamrec promote` does (tests and bench skip the registry)."""
-    from streamrec.core.atomic import write_json_atomically
-    from streamrec.models_ml.bundle import ACTIVE_FILE, read_manifest
+def register_synthetic(artifacts_dir: Path, version: str) -> None:
+    """Write the sealed registration record `streamrec train` would (tests and bench skip the warehouse)."""
+    from streamrec.core.registry_seal import registration_path, write_sealed
+    from streamrec.models_ml.bundle import read_manifest
 
     manifest = read_manifest(artifacts_dir / version)
-    write_json_atomically(
-        artifacts_dir / ACTIVE_FILE,
-        {
-            "version": version,
-            "manifest_sha256": manifest.sha256,
-            "promoted_at": datetime.now(UTC).replace(tzinfo=None).isoformat(),
-            "bundle_path": version,
-        },
-    )
+    fields = {"version": version, "manifest_sha256": manifest.sha256, "bundle_path": version}
+    write_sealed(registration_path(artifacts_dir, version), artifacts_dir, fields)
+
+
+def write_active_pointer(artifacts_dir: Path, version: str) -> None:
+    """Write ACTIVE.json for `version` as `streamrec promote` does, sealed (tests and bench skip the registry)."""
+    import uuid
+
+    from streamrec.core.registry_seal import ACTIVE_FILE, write_sealed
+    from streamrec.models_ml.bundle import read_manifest
+
+    manifest = read_manifest(artifacts_dir / version)
+    register_synthetic(artifacts_dir, version)
+    fields = {
+        "version": version,
+        "manifest_sha256": manifest.sha256,
+        "promoted_at": datetime.now(UTC).replace(tzinfo=None).isoformat(),
+        "promotion_id": uuid.uuid4().hex,
+        "bundle_path": version,
+    }
+    write_sealed(artifacts_dir / ACTIVE_FILE, artifacts_dir, fields)

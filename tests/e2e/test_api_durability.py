@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -56,7 +57,7 @@ def test_impressions_survive_kill_9_exactly_once(served_copy: Settings) -> None:
                     "item_id": first["items"][0]["item_id"],
                     "event_type": "play",
                     "watch_seconds": 12.0,
-                    "event_ts": "2026-02-01T10:00:00Z",
+                    "event_ts": datetime.now(UTC).isoformat(),
                 }
             ]
         }

@@ -43,5 +43,5 @@ def test_a_query_prints_its_rows(home: Path) -> None:
 def test_bad_or_writing_sql_is_one_error_line(home: Path, query: str, needle: str) -> None:
     done = _sql(home, query)
     assert done.returncode == 1
-    assert done.stderr.startswith("error: query failed:") and needle in done.stderr
+    assert done.stderr.startswith(("error: query failed:", "error: query refused:")) and needle in done.stderr
     assert "Traceback" not in done.stderr

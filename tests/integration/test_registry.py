@@ -172,10 +172,10 @@ def test_rollback_refuses_a_previous_bundle_that_no_longer_verifies(home: Settin
 def test_failed_pointer_write_after_commit_is_reconciled(home: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     promote(home, "v1", by="alice", reason="one")
 
-    def disk_full(path: Path, payload: object) -> None:
+    def disk_full(path: Path, artifacts_dir: Path, fields: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(registry, "write_json_atomically", disk_full)
+    monkeypatch.setattr(registry, "write_sealed", disk_full)
     with pytest.raises(StreamRecError, match=r"promote of v2 is recorded in .* could not be written"):
         promote(home, "v2", by="alice", reason="two")
     assert _db_serving(home) == "v2"  # the warehouse is the record ...

@@ -7,7 +7,7 @@ import math
 import shutil
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -139,7 +139,8 @@ def served(client: TestClient, user: int | None = None) -> dict:
 
 def test_events_are_stored_with_the_served_user(client: TestClient, home: Settings) -> None:
     page = served(client)
-    ts = datetime(2026, 3, 1, 12, tzinfo=UTC).isoformat()
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)  # an outcome after the page was served
+    ts = at.isoformat()
     events = [
         {
             "request_id": page["request_id"],
@@ -162,7 +163,7 @@ def test_events_are_stored_with_the_served_user(client: TestClient, home: Settin
     assert set(ids) <= set(stored)
     record = stored[ids[1]]
     assert record["user_id"] == personalised_user() and record["watch_seconds"] == 310.5
-    assert record["event_ts"].startswith("2026-03-01T12:00:00")
+    assert record["event_ts"].startswith(at.replace(tzinfo=None).isoformat())
     # A retried batch gets the same event ids (ingest deduplicates on them).
     assert client.post("/v1/events", json={"events": events}).json()["event_ids"] == ids
 
@@ -170,7 +171,7 @@ def test_events_are_stored_with_the_served_user(client: TestClient, home: Settin
 def test_unknown_ids_reject_the_whole_batch(client: TestClient, home: Settings) -> None:
     page = served(client)
     good = {"request_id": page["request_id"], "item_id": page["items"][0]["item_id"], "event_type": "play"}
-    good["event_ts"] = "2026-03-01T12:00:00"
+    good["event_ts"] = datetime.now(UTC).replace(tzinfo=None).isoformat()
     bad_item = dict(good, item_id=987_654)
     response = client.post("/v1/events", json={"events": [good, bad_item]})
     assert response.status_code == 422 and "987654" in response.json()["detail"]
@@ -249,7 +250,7 @@ def test_a_broken_bundle_never_replaces_the_serving_one(home: Settings) -> None:
     (broken / "manifest.json").write_bytes(msgspec.json.encode(manifest))
     shutil.copy(home.artifacts_dir / "v1" / "item_index.faiss", broken / "item_index.faiss")
     with TestClient(create_app(api_settings(home))) as client:
-        (home.artifacts_dir / "ACTIVE.json").write_text('{"version": "v3", "manifest_sha256": null}')
+        write_active_pointer(home.artifacts_dir, "v3")  # a correctly sealed pointer: the bundle itself is wrong
         response = client.post("/v1/admin/reload", headers=AUTH)
         assert response.status_code == 409 and "item_index.faiss" in response.json()["detail"]
         assert client.get("/v1/recommendations", params={"user_id": 3}).json()["model_version"] == "v1"
@@ -347,7 +348,7 @@ def test_restart_restores_requests_and_exposure(home: Settings) -> None:
         exposure = app.state.services.tracker.exposure(page["model_version"])
         assert exposure.sum() == pytest.approx(sum(1 / math.log2(1 + p) for p in range(1, 6)))
         event = {"request_id": page["request_id"], "item_id": page["items"][0]["item_id"], "event_type": "like"}
-        event["event_ts"] = "2026-03-01T00:00:00Z"
+        event["event_ts"] = datetime.now(UTC).isoformat()
         assert client.post("/v1/events", json={"events": [event]}).status_code == 200
 
 
