@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from litestar import Controller, Request, get
@@ -14,10 +12,10 @@ from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 
 from streamrec.api.openapi import error_response
-from streamrec.api.schemas import MAX_INT64, Recommendations, RecommendedItem
+from streamrec.api.schemas import MAX_INT64, Recommendations
 from streamrec.api.services.container import Services
 from streamrec.api.services.fairness import LANGUAGES
-from streamrec.core.eventlog import ImpressionRecord
+from streamrec.api.services.pages import serve_page
 
 ALLOWED_PARAMS = frozenset({"user_id", "k", "language"})
 INTEGER_PARAMS = ("user_id", "k")
@@ -77,53 +75,4 @@ class RecommendationController(Controller):
         """A page of k items; `propensity` is each item's probability at its slot under the logging policy."""
         started = time.perf_counter()
         _check_query(request)
-        routing, logs = services.ready_routing()
-        bundle, phase = routing.route(user_id, services.config.canary_salt)
-        # On the event loop's thread, not a worker thread: the path is ~1-2 ms of mostly GIL-holding work,
-        # and handing it to a thread pool made threads convoy on the GIL (docs/adr/0005-serving-concurrency.md).
-        page = services.recommender.recommend(bundle, user_id, k, language)
-        services.metrics.observe_pipeline(page.policy, time.perf_counter() - started)
-
-        request_id = uuid.uuid4().hex
-        served_at = datetime.now(UTC).replace(tzinfo=None)
-        item_ids = bundle.item_ids[page.rows].tolist()
-        creator_ids = bundle.item_creator_ids[page.rows].tolist()
-        scores = page.scores.tolist()
-        propensities = page.propensities.tolist()
-        latency_ms = (time.perf_counter() - started) * 1000.0  # up to the log write, which cannot log itself
-        await logs.impressions.append_async(
-            [
-                ImpressionRecord(
-                    request_id=request_id,
-                    position=position,
-                    served_at=served_at,
-                    user_id=user_id,
-                    item_id=item_id,
-                    policy=page.policy,
-                    model_version=bundle.version,
-                    creator_id=creator_id,
-                    score=score,
-                    propensity=propensity,
-                    canary_phase=phase,
-                    latency_ms=latency_ms,
-                )
-                for position, (item_id, creator_id, score, propensity) in enumerate(
-                    zip(item_ids, creator_ids, scores, propensities, strict=True), start=1
-                )
-            ]
-        )
-        # Only now, with the page durable, does it count as exposure and become attributable.
-        services.recommender.record_served(bundle, page)
-        logs.remember(request_id, user_id, item_ids, served_at)
-        services.metrics.inc("streamrec_impressions_logged_total", (("policy", page.policy),), len(item_ids))
-        return Recommendations(
-            request_id=request_id,
-            model_version=bundle.version,
-            policy=page.policy,  # type: ignore[arg-type]
-            canary_phase=phase,  # type: ignore[arg-type]
-            cold_start=page.cold_start,
-            items=[
-                RecommendedItem(item_id=i, creator_id=c, score=s, position=p, propensity=q)
-                for p, (i, c, s, q) in enumerate(zip(item_ids, creator_ids, scores, propensities, strict=True), 1)
-            ],
-        )
+        return await serve_page(services, user_id, k, language, started)

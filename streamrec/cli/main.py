@@ -354,7 +354,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic world and training (simulator: seed + 4).")] = 7,
     tradeoff: Annotated[bool, typer.Option(help="Measure a short exposure-control trade-off curve.")] = True,
 ) -> None:
-    """The whole loop on a demo-sized dataset, in 12 steps (streamrec/lab/demo.py):
+    """The whole loop on a demo-sized dataset, in 13 steps (streamrec/lab/demo.py):
 
     \b
     1. init: alembic upgrade head
@@ -368,7 +368,8 @@ def demo(
     9. serve over HTTP and drive it with simulated requests
     10. ingest the impression and event logs into the warehouse
     11. evaluation in SQL: causal effect, off-policy, fairness, skew, thresholds
-    12. the scorecard
+    12. exposure control trade-off over reserve caps (skipped with --no-tradeoff)
+    13. the scorecard
     """
     from streamrec.lab.demo import DEMO_INTERACTIONS_PER_USER, run_demo
 

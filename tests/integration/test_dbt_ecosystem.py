@@ -34,7 +34,7 @@ def manifest(built_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 def test_sources_with_a_timestamp_declare_freshness(manifest: dict) -> None:
     sources = {f"{s['source_name']}.{s['name']}": s for s in manifest["sources"].values()}
-    assert len(sources) == 14
+    assert len(sources) == 16  # raw 5, ops 7, ope 2 (optional), truth 2 (simulations only)
     timed = {
         "raw.users": "signup_ts",
         "raw.items": "published_ts",
@@ -131,4 +131,4 @@ def test_plain_dbt_build_warns_on_thresholds_that_streamrec_build_fails(
         text=True,
         check=False,
     )
-    assert strict.returncode == 1 and "evaluation threshold(s) failed" in strict.stderr
+    assert strict.returncode == 1 and "scorecard threshold(s) failed" in strict.stderr

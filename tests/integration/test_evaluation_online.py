@@ -186,7 +186,7 @@ def test_ate_covers_the_true_effect_equity_matches_python_and_a_failed_threshold
     # as a 95% interval should (so a miss here would mean a broken estimator, not bad luck, for this seed).
     _, slots = _serve(settings, users, sorted(groups), seed=1)
 
-    build(settings, select="evaluation.online")
+    build(settings, select="evaluation.online+")
 
     with connect(settings, read_only=True) as con:
         effects = {
@@ -245,7 +245,7 @@ def test_ate_covers_the_true_effect_equity_matches_python_and_a_failed_threshold
     with connect(settings) as con:
         con.execute("update ops.impressions set latency_ms = 450.0 + position")
     with pytest.raises(StreamRecError) as failure:
-        build(settings, select="evaluation.online")
+        build(settings, select="evaluation.online+")
     message = str(failure.value)
     assert "threshold_met_p99_latency_ms" in message
     # named as a scorecard failure of its area, with the interval that decided it (not as feature drift)
@@ -262,7 +262,7 @@ def test_ate_covers_the_true_effect_equity_matches_python_and_a_failed_threshold
     # under --strict (var evaluation_strict) the same row fails it.
     with connect(settings) as con:
         con.execute("update ops.impressions set latency_ms = cast(hash(request_id) % 203 as double)")
-    build(settings, select="evaluation.online")
+    build(settings, select="evaluation.online+")
     with connect(settings, read_only=True) as con:
         row = fetchall(
             con,
@@ -271,6 +271,6 @@ def test_ate_covers_the_true_effect_equity_matches_python_and_a_failed_threshold
         )[0]
     assert row[0] == "INCONCLUSIVE" and row[1] <= 200.0 <= row[2] and row[3] > 0, row
     with pytest.raises(StreamRecError) as strict:
-        build(settings, select="evaluation.online", variables={"evaluation_strict": True})
+        build(settings, select="evaluation.online+", variables={"evaluation_strict": True})
     assert "threshold_decided_p99_latency_ms" in str(strict.value)
     assert "scorecard INCONCLUSIVE (health): p99_latency_ms" in str(strict.value)

@@ -22,7 +22,7 @@ from tests.integration.test_simulate import build_simulated_home
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 FIGURES = ("exposure-share", "lorenz", "psi", "latency", "effects", "intersectional", "exposure-tradeoff")
-THRESHOLDS = DBT_PROJECT_DIR / "seeds" / "evaluation" / "online" / "evaluation_thresholds.csv"
+THRESHOLDS = DBT_PROJECT_DIR / "seeds" / "evaluation" / "scorecard" / "evaluation_thresholds.csv"
 IMG = re.compile(r"<img alt='([^']+)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'>")
 
 

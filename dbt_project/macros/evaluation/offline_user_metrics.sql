@@ -12,7 +12,7 @@ recommendations as (
 
 holdout as (
 
-    select * from {{ ref('stg_ops__offline_holdout') }}
+    select * from {{ ref('stg_ops__offline_holdouts') }}
 
 ),
 

@@ -1,6 +1,6 @@
 {# Metrics in the thresholds seed without a scorecard row, or scorecard rows without a threshold: every
    configured threshold must be judged, and nothing judged without one. #}
-{% test metric_rows_match_thresholds(model, thresholds) %}
+{% test streamrec_metric_rows_match_thresholds(model, thresholds) %}
 
 with
 
