@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -95,7 +96,34 @@ def load_movielens(settings: Settings, directory: Path) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Ratings:
+    """The validated rating rows: who rated what, how much, and when (Unix seconds)."""
+
+    user_ids: list[int]
+    item_ids: list[int]
+    user: list[int]
+    item: list[int]
+    rating: np.ndarray
+    stamp: np.ndarray
+
+
 def _to_raw_tables(users: AtomicFile, items: AtomicFile, inter: AtomicFile) -> dict[str, pa.Table]:
+    """The five raw tables from the three atomic files, after every check has passed."""
+    ratings = _validated_ratings(users, items, inter)
+    creators, item_table = _creator_and_item_tables(items, ratings)
+    sessions, interactions = _session_and_interaction_tables(ratings)
+    return {
+        "users": _user_table(users, ratings),
+        "creators": creators,
+        "items": item_table,
+        "sessions": sessions,
+        "interactions": interactions,
+    }
+
+
+def _validated_ratings(users: AtomicFile, items: AtomicFile, inter: AtomicFile) -> _Ratings:
+    """Integer ids, known references, ratings in (0, MAX_RATING] and times before 2100, or a one-line error."""
     user_ids = _integer_ids(users, "user_id", unique=True)
     item_ids = _integer_ids(items, "item_id", unique=True)
     rating_user = _integer_ids(inter, "user_id")
@@ -111,96 +139,106 @@ def _to_raw_tables(users: AtomicFile, items: AtomicFile, inter: AtomicFile) -> d
         raise StreamRecError(f"{inter.where(row, 'timestamp')}: {stamp[row]:g} is not a Unix time before 2100")
     if len(inter) == 0:
         raise StreamRecError(f"{inter.path.name}: no ratings")
+    return _Ratings(user_ids, item_ids, rating_user, rating_item, rating, stamp)
 
-    # Items: first genre, publication (Jan 1 of the release year, never after the first rating).
-    item_row = {item: row for row, item in enumerate(item_ids)}
-    rated_item_row = np.array([item_row[i] for i in rating_item], dtype=np.int64)
-    first_rating = np.full(len(item_ids), np.inf)
-    np.minimum.at(first_rating, rated_item_row, stamp)
+
+def _creator_and_item_tables(items: AtomicFile, ratings: _Ratings) -> tuple[pa.Table, pa.Table]:
+    """Items with their first genre, published Jan 1 of the release year (never after the first rating).
+
+    MovieLens has no creators, so one creator stands for each (decade, genre) pair.
+    """
+    item_row = {item: row for row, item in enumerate(ratings.item_ids)}
+    rated_item_row = np.array([item_row[i] for i in ratings.item], dtype=np.int64)
+    first_rating = np.full(len(ratings.item_ids), np.inf)
+    np.minimum.at(first_rating, rated_item_row, ratings.stamp)
     genre = [_first_genre(items, row) for row in range(len(items))]
     year_start = np.array([_year_start(items, row) for row in range(len(items))])
     published = np.fmin(year_start, first_rating)  # fmin ignores the NaN of unknown years
-    published = np.where(np.isfinite(published), published, stamp.min())
+    published = np.where(np.isfinite(published), published, ratings.stamp.min())
     decade = [f"{datetime.fromtimestamp(t, UTC).year // 10 * 10}s" for t in published]
     creator_keys = sorted(set(zip(decade, genre, strict=True)))
     creator_of = {key: index + 1 for index, key in enumerate(creator_keys)}
     item_creator = np.array([creator_of[key] for key in zip(decade, genre, strict=True)], dtype=np.int64)
     creator_created = np.full(len(creator_keys), np.inf)
     np.minimum.at(creator_created, item_creator - 1, published)
+    creators = pa.table(
+        {
+            "creator_id": np.arange(1, len(creator_keys) + 1, dtype=np.int64),
+            "language_code": ["unknown"] * len(creator_keys),
+            "created_ts": _timestamps(creator_created),
+        }
+    )
+    item_table = pa.table(
+        {
+            "item_id": np.array(ratings.item_ids, dtype=np.int64),
+            "creator_id": item_creator,
+            "title": [" ".join(words) for words in items.columns["movie_title"]],
+            "genre_code": genre,
+            "length_seconds": np.full(len(ratings.item_ids), MOVIE_LENGTH_SECONDS),
+            "published_ts": _timestamps(published),
+        }
+    )
+    return creators, item_table
 
-    # Users: demographics from the file; sign-up at the first rating.
-    user_row = {user: row for row, user in enumerate(user_ids)}
-    rated_user_row = np.array([user_row[u] for u in rating_user], dtype=np.int64)
-    signup = np.full(len(user_ids), np.inf)
-    np.minimum.at(signup, rated_user_row, stamp)
-    signup = np.where(np.isfinite(signup), signup, stamp.min())
 
-    # Sessions: one per user and UTC day with ratings; interactions: plays, completes, likes.
+def _user_table(users: AtomicFile, ratings: _Ratings) -> pa.Table:
+    """Users with the file's demographics, signed up at their first rating."""
+    user_row = {user: row for row, user in enumerate(ratings.user_ids)}
+    rated_user_row = np.array([user_row[u] for u in ratings.user], dtype=np.int64)
+    signup = np.full(len(ratings.user_ids), np.inf)
+    np.minimum.at(signup, rated_user_row, ratings.stamp)
+    signup = np.where(np.isfinite(signup), signup, ratings.stamp.min())
+    return pa.table(
+        {
+            "user_id": np.array(ratings.user_ids, dtype=np.int64),
+            "signup_ts": _timestamps(signup),
+            "language_code": ["unknown"] * len(ratings.user_ids),
+            "country_code": ["unknown"] * len(ratings.user_ids),
+            "age_band_code": [_age_band(users, row) for row in range(len(users))],
+            "gender_code": [_gender(users, row) for row in range(len(users))],
+        }
+    )
+
+
+def _session_and_interaction_tables(ratings: _Ratings) -> tuple[pa.Table, pa.Table]:
+    """One session per user and UTC day with ratings; each rating a play, and a complete and a like above a bar."""
+    rating, stamp = ratings.rating, ratings.stamp
     watch = rating / MAX_RATING * MOVIE_LENGTH_SECONDS
     day = np.floor(stamp / 86_400.0).astype(np.int64)
-    pairs, session_of = np.unique(np.stack([np.array(rating_user), day], axis=1), axis=0, return_inverse=True)
+    pairs, session_of = np.unique(np.stack([np.array(ratings.user), day], axis=1), axis=0, return_inverse=True)
     session_of = session_of.ravel()
     started = np.full(len(pairs), np.inf)
     np.minimum.at(started, session_of, stamp)
     duration = np.minimum(np.bincount(session_of, weights=watch, minlength=len(pairs)), SESSION_CAP_SECONDS)
-    plays = np.arange(len(inter))
+    plays = np.arange(len(rating))
     completes = np.flatnonzero(rating >= COMPLETE_RATING)
     likes = np.flatnonzero(rating >= LIKE_MIN_RATING)
     source = np.concatenate([plays, completes, likes])
     kind = ["play"] * plays.size + ["complete"] * completes.size + ["like"] * likes.size
     is_play = np.arange(source.size) < plays.size
-
-    return {
-        "users": pa.table(
-            {
-                "user_id": np.array(user_ids, dtype=np.int64),
-                "signup_ts": _timestamps(signup),
-                "language_code": ["unknown"] * len(user_ids),
-                "country_code": ["unknown"] * len(user_ids),
-                "age_band_code": [_age_band(users, row) for row in range(len(users))],
-                "gender_code": [_gender(users, row) for row in range(len(users))],
-            }
-        ),
-        "creators": pa.table(
-            {
-                "creator_id": np.arange(1, len(creator_keys) + 1, dtype=np.int64),
-                "language_code": ["unknown"] * len(creator_keys),
-                "created_ts": _timestamps(creator_created),
-            }
-        ),
-        "items": pa.table(
-            {
-                "item_id": np.array(item_ids, dtype=np.int64),
-                "creator_id": item_creator,
-                "title": [" ".join(words) for words in items.columns["movie_title"]],
-                "genre_code": genre,
-                "length_seconds": np.full(len(item_ids), MOVIE_LENGTH_SECONDS),
-                "published_ts": _timestamps(published),
-            }
-        ),
-        "sessions": pa.table(
-            {
-                "session_id": np.arange(1, len(pairs) + 1, dtype=np.int64),
-                "user_id": pairs[:, 0].astype(np.int64),
-                "started_ts": _timestamps(started),
-                "duration_seconds": duration,
-                "device_code": ["unknown"] * len(pairs),
-            }
-        ),
-        "interactions": pa.table(
-            {
-                "interaction_id": np.arange(1, source.size + 1, dtype=np.int64),
-                "session_id": session_of[source].astype(np.int64) + 1,
-                "user_id": np.array(rating_user, dtype=np.int64)[source],
-                "item_id": np.array(rating_item, dtype=np.int64)[source],
-                "event_ts": _timestamps(stamp[source]),
-                "event_type": kind,
-                "watch_seconds": np.where(is_play, watch[source], 0.0),
-                "position": pa.nulls(source.size, pa.int32()),
-                "rating": pa.array(rating[source], mask=~is_play),
-            }
-        ),
-    }
+    sessions = pa.table(
+        {
+            "session_id": np.arange(1, len(pairs) + 1, dtype=np.int64),
+            "user_id": pairs[:, 0].astype(np.int64),
+            "started_ts": _timestamps(started),
+            "duration_seconds": duration,
+            "device_code": ["unknown"] * len(pairs),
+        }
+    )
+    interactions = pa.table(
+        {
+            "interaction_id": np.arange(1, source.size + 1, dtype=np.int64),
+            "session_id": session_of[source].astype(np.int64) + 1,
+            "user_id": np.array(ratings.user, dtype=np.int64)[source],
+            "item_id": np.array(ratings.item, dtype=np.int64)[source],
+            "event_ts": _timestamps(stamp[source]),
+            "event_type": kind,
+            "watch_seconds": np.where(is_play, watch[source], 0.0),
+            "position": pa.nulls(source.size, pa.int32()),
+            "rating": pa.array(rating[source], mask=~is_play),
+        }
+    )
+    return sessions, interactions
 
 
 def _integer_ids(data: AtomicFile, column: str, unique: bool = False) -> list[int]:
