@@ -1,9 +1,10 @@
-"""The OpenAPI document and its docs page, served with no CDN: Swagger UI's assets come from an installed package.
+"""The OpenAPI document and its docs pages, served with no CDN: Swagger UI at /schema, Redoc at /schema/redoc.
 
-Litestar's render plugins load their JavaScript, CSS and favicon from public CDNs by default, so on a
-machine without internet `/schema` is a white page. Here Swagger UI's bundle, standalone preset and CSS
-are the files `litestar-offline-docs` ships, served by a static-files router under `ASSETS_PATH`; the
-favicon is dropped. Redoc is not offered: no framework-free PyPI package ships its standalone bundle.
+Litestar's render plugins load their JavaScript, CSS, fonts and favicon from public CDNs by default, so on
+a machine without internet `/schema` is a white page. Here Swagger UI's bundle, standalone preset and CSS
+are the files `litestar-offline-docs` ships, and Redoc's standalone bundle is vendored in `static/redoc/`
+(no framework-free PyPI package ships it; its README says where it came from). One static-files router
+serves both under `ASSETS_PATH`; favicons and Google Fonts are dropped.
 
 Error responses in the document carry written examples (`error_response`), not generated ones: the
 generated ones are random Faker objects (`"status_code": 6404`).
@@ -16,7 +17,7 @@ from pathlib import Path
 import litestar_offline_docs
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, Example, SecurityScheme, Tag
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
@@ -26,6 +27,7 @@ from streamrec.api.schemas import ErrorBody
 SCHEMA_PATH = "/schema"
 ASSETS_PATH = "/schema-assets"
 ASSETS_DIR = Path(litestar_offline_docs.__file__).parent / "static"
+REDOC_DIR = Path(__file__).parent / "static" / "redoc"
 
 TAGS = [
     Tag(name="recommendations", description="Pages of items, every slot logged with its propensity."),
@@ -46,18 +48,25 @@ def error_response(description: str, status_code: int, detail: str) -> ResponseS
 
 
 def assets_router() -> Router:
-    """Serves Swagger UI's JavaScript and CSS from the installed package (no internet needed)."""
-    return create_static_files_router(path=ASSETS_PATH, directories=[ASSETS_DIR], name="docs-assets")
+    """Serves Swagger UI's JavaScript and CSS and Redoc's bundle from the installed package (no internet needed)."""
+    return create_static_files_router(path=ASSETS_PATH, directories=[ASSETS_DIR, REDOC_DIR], name="docs-assets")
 
 
 def openapi_config() -> OpenAPIConfig:
-    """The OpenAPI document at /schema/openapi.json (and .yaml); Swagger UI at /schema and /schema/swagger."""
+    """The OpenAPI document at /schema/openapi.json (and .yaml); Swagger UI at /schema and /schema/swagger, Redoc at
+    /schema/redoc."""
     swagger = SwaggerRenderPlugin(
         js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
         css_url=f"{ASSETS_PATH}/swagger-ui.css",
         standalone_preset_js_url=f"{ASSETS_PATH}/swagger-ui-standalone-preset.js",
         path=["/", "/swagger"],
         favicon="",  # the default is a CDN URL
+    )
+    redoc = RedocRenderPlugin(
+        js_url=f"{ASSETS_PATH}/redoc.standalone.js",
+        google_fonts=False,  # fonts.googleapis.com: unreachable offline
+        path="/redoc",
+        favicon="",
     )
     return OpenAPIConfig(
         title="StreamRec serving API",
@@ -69,7 +78,7 @@ def openapi_config() -> OpenAPIConfig:
         path=SCHEMA_PATH,
         use_handler_docstrings=True,  # each handler's docstring is its operation description
         tags=TAGS,
-        render_plugins=[swagger, JsonRenderPlugin(), YamlRenderPlugin()],
+        render_plugins=[swagger, redoc, JsonRenderPlugin(), YamlRenderPlugin()],
         components=Components(
             security_schemes={
                 "bearer": SecurityScheme(type="http", scheme="bearer", description="STREAMREC_ADMIN_TOKEN")

@@ -58,14 +58,29 @@ def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
 
 
-def test_the_docs_page_references_only_local_assets(docs_server: ApiServer) -> None:
-    page = httpx.get(f"{docs_server.url}/schema", timeout=10)
+@pytest.mark.parametrize(
+    ("page_path", "body_starts"), [("/schema", "const ui = SwaggerUIBundle"), ("/schema/redoc", "<body")]
+)
+def test_the_docs_pages_reference_only_local_assets(docs_server: ApiServer, page_path: str, body_starts: str) -> None:
+    page = httpx.get(f"{docs_server.url}{page_path}", timeout=10)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    html = page.text.split("const ui = SwaggerUIBundle")[0]  # the head: scripts, styles, favicon
+    html = page.text.split(body_starts)[0]  # the head: scripts, styles, fonts, favicon
     assert not re.search(r"(src|href)=['\"]https?://", html), html
-    for asset in re.findall(r"(?:src|href)=\"(/schema-assets/[^\"]+)\"", html):
+    assets = re.findall(r"(?:src|href)=\"(/schema-assets/[^\"]+)\"", html)
+    assert assets, html
+    for asset in assets:
         served = httpx.get(f"{docs_server.url}{asset}", timeout=10)
         assert served.status_code == 200 and len(served.content) > 10_000, asset
+
+
+def test_the_redoc_page_renders_its_operations_offline(docs_server: ApiServer, tmp_path: Path) -> None:
+    schema = httpx.get(f"{docs_server.url}/schema/openapi.json", timeout=10).json()
+    summaries = [op["summary"] for ops in schema["paths"].values() for op in ops.values()]
+    dom = _chromium(tmp_path / "profile-redoc", "--dump-dom", f"{docs_server.url}/schema/redoc")
+    assert dom.returncode == 0, dom.stderr[-3000:]
+    assert "redoc-wrap" in dom.stdout  # Redoc mounted (a blank page has only the <redoc> element)
+    for summary in summaries:
+        assert summary in dom.stdout, f"operation {summary!r} is not in the rendered Redoc page"
 
 
 def test_the_docs_page_renders_its_operations_offline(docs_server: ApiServer, tmp_path: Path) -> None:
