@@ -38,11 +38,14 @@ test-spark: $(VENV)/.installed-spark ## Spark parity tests: dbt features on pysp
 	@command -v java >/dev/null || { echo "error: java not found (the Spark tests need Java 17)"; exit 1; }
 	$(BIN)/pytest -q tests/spark
 
-lint: $(STAMP) ## ruff (lint and format), mypy, and the layer contract (import-linter)
+lint: $(STAMP) ## ruff (lint and format), mypy, the layer contract (import-linter), sqlfluff on the dbt models
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	@# the dbt templater opens the profile's DuckDB file: an empty one in a scratch home, not the warehouse
+	lint_home=$$(mktemp -d) && env -u STREAMREC_WAREHOUSE STREAMREC_HOME=$$lint_home $(BIN)/sqlfluff lint dbt_project/models; \
+	status=$$?; rm -rf $$lint_home; exit $$status
 
 bench: $(STAMP) ## run the benchmarks and rewrite docs/benchmarks.md sections (serving needs wrk: apt-get install wrk)
 	$(BIN)/python bench/feature_build.py

@@ -13,3 +13,10 @@
     {%- endif -%}
     {{ return(columns) }}
 {%- endmacro %}
+
+{# `relation.column` for each column, one per line: a select list that follows the contract's columns. #}
+{% macro qualified_columns(relation, columns) -%}
+    {%- for column in columns -%}
+        {{ relation }}.{{ column }}{{ ",\n        " if not loop.last }}
+    {%- endfor -%}
+{%- endmacro %}

@@ -19,34 +19,51 @@ paired as (
     select
         model.model_version,
         model.user_id,
-        case when model.has_retrieval = 1 and baseline.has_retrieval = 1 then 1 else 0 end as has_retrieval,
-        case when model.has_ranking = 1 and baseline.has_ranking = 1 then 1 else 0 end as has_ranking,
         model.recall_at_k as model_recall,
         baseline.recall_at_k as baseline_recall,
         model.hit_at_k as model_hit,
         baseline.hit_at_k as baseline_hit,
         model.ndcg_at_k as model_ndcg,
-        baseline.ndcg_at_k as baseline_ndcg
+        baseline.ndcg_at_k as baseline_ndcg,
+        case when model.has_retrieval = 1 and baseline.has_retrieval = 1 then 1 else 0 end as has_retrieval,
+        case when model.has_ranking = 1 and baseline.has_ranking = 1 then 1 else 0 end as has_ranking
     from user_metrics as model
     inner join user_metrics as baseline
-        on baseline.model_version = model.model_version
-        and baseline.user_id = model.user_id
-        and baseline.policy = 'popularity'
+        on model.model_version = baseline.model_version
+            and model.user_id = baseline.user_id
+            and baseline.policy = 'popularity'
     where model.policy = 'model'
 
 ),
 
 metric_pairs as (
 
-    select model_version, user_id, 'recall_at_500' as metric_name, model_recall as model_value,
+    select
+        model_version,
+        user_id,
+        'recall_at_500' as metric_name,
+        model_recall as model_value,
         baseline_recall as baseline_value
-    from paired where has_retrieval = 1
+    from paired
+    where has_retrieval = 1
     union all
-    select model_version, user_id, 'hit_at_10', model_hit, baseline_hit
-    from paired where has_ranking = 1
+    select
+        model_version,
+        user_id,
+        'hit_at_10' as metric_name,
+        model_hit as model_value,
+        baseline_hit as baseline_value
+    from paired
+    where has_ranking = 1
     union all
-    select model_version, user_id, 'ndcg_at_10', model_ndcg, baseline_ndcg
-    from paired where has_ranking = 1
+    select
+        model_version,
+        user_id,
+        'ndcg_at_10' as metric_name,
+        model_ndcg as model_value,
+        baseline_ndcg as baseline_value
+    from paired
+    where has_ranking = 1
 
 ),
 
@@ -73,8 +90,8 @@ residuals as (
         ) as residual_sd
     from metric_pairs
     inner join means
-        on means.model_version = metric_pairs.model_version
-        and means.metric_name = metric_pairs.metric_name
+        on metric_pairs.model_version = means.model_version
+            and metric_pairs.metric_name = means.metric_name
     where means.baseline_mean > 0
     group by metric_pairs.model_version, metric_pairs.metric_name
 
@@ -93,8 +110,8 @@ final as (
         round(residuals.residual_sd / (sqrt(means.user_count) * means.baseline_mean), 10) as lift_standard_error
     from means
     left join residuals
-        on residuals.model_version = means.model_version
-        and residuals.metric_name = means.metric_name
+        on means.model_version = residuals.model_version
+            and means.metric_name = residuals.metric_name
 
 )
 

@@ -124,13 +124,13 @@ joined as (
         on item_snapshots.creator_id = creators.creator_id
     inner join catalog_sizes
         on item_snapshots.creator_id = catalog_sizes.creator_id
-        and item_snapshots.as_of = catalog_sizes.as_of
+            and item_snapshots.as_of = catalog_sizes.as_of
     left join item_windows
         on item_snapshots.item_id = item_windows.item_id
-        and item_snapshots.as_of = item_windows.as_of
+            and item_snapshots.as_of = item_windows.as_of
     left join viewer_windows
         on item_snapshots.item_id = viewer_windows.item_id
-        and item_snapshots.as_of = viewer_windows.as_of
+            and item_snapshots.as_of = viewer_windows.as_of
 
 ),
 

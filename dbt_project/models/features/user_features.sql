@@ -80,10 +80,10 @@ earlier_last_events as (
 
     -- activity older than every window: only its latest event matters (days since last interaction)
     select
-        user_id,
+        interaction_days.user_id,
         max(last_event_ts) as last_event_ts
     from interaction_days
-    where day_index < (select min(day_index) from day_map)
+    where interaction_days.day_index < (select min(day_map.day_index) from day_map)
     group by 1
 
 ),
@@ -138,15 +138,15 @@ joined as (
     from user_snapshots
     left join interaction_windows
         on user_snapshots.user_id = interaction_windows.user_id
-        and user_snapshots.as_of = interaction_windows.as_of
+            and user_snapshots.as_of = interaction_windows.as_of
     left join earlier_last_events
         on user_snapshots.user_id = earlier_last_events.user_id
     left join session_windows
         on user_snapshots.user_id = session_windows.user_id
-        and user_snapshots.as_of = session_windows.as_of
+            and user_snapshots.as_of = session_windows.as_of
     left join creator_windows
         on user_snapshots.user_id = creator_windows.user_id
-        and user_snapshots.as_of = creator_windows.as_of
+            and user_snapshots.as_of = creator_windows.as_of
 
 ),
 

@@ -28,9 +28,9 @@ final_as_of as (
     select
         {{ dbt.date_trunc('day', "cast('" ~ var('as_of') ~ "' as " ~ dbt.type_timestamp() ~ ")") }} as as_of
     {%- else %}
-    select
-        {{ dbt.dateadd('day', 1, dbt.date_trunc('day', 'max(last_event_ts)')) }} as as_of
-    from last_events
+        select
+            {{ dbt.dateadd('day', 1, dbt.date_trunc('day', 'max(last_event_ts)')) }} as as_of
+        from last_events
     {%- endif %}
 
 ),

@@ -26,8 +26,8 @@ mapped as (
 
     select
         as_of_days.as_of,
-        as_of_days.day_index - day_offsets.day_offset as day_index,
-        day_offsets.day_offset as days_before
+        day_offsets.day_offset as days_before,
+        as_of_days.day_index - day_offsets.day_offset as day_index
     from as_of_days
     cross join day_offsets
     cross join first_day

@@ -23,7 +23,7 @@ play_days as (
         {{ streamrec.day_index('event_ts') }} as day_index
     from interactions
     where event_type = 'play'
-        and {{ streamrec.day_index('event_ts') }} >= (select min(day_index) from day_map)
+        and {{ streamrec.day_index('event_ts') }} >= (select min(day_map.day_index) from day_map)
 
 ),
 

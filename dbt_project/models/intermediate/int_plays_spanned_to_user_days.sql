@@ -30,7 +30,7 @@ play_days as (
     from interactions
     inner join items on interactions.item_id = items.item_id
     where interactions.event_type = 'play'
-        and {{ streamrec.day_index('interactions.event_ts') }} >= (select min(day_index) from day_map)
+        and {{ streamrec.day_index('interactions.event_ts') }} >= (select min(day_map.day_index) from day_map)
 
 ),
 

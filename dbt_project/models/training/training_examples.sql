@@ -51,20 +51,16 @@ joined as (
         labelled.as_of,
         labelled.event_type,
         labelled.label,
-        labelled.watch_seconds
-        {%- for column in user_columns %},
-        user_features.{{ column }}
-        {%- endfor %}
-        {%- for column in item_columns %},
-        item_features.{{ column }}
-        {%- endfor %}
+        labelled.watch_seconds,
+        {{ streamrec.qualified_columns('user_features', user_columns) }},
+        {{ streamrec.qualified_columns('item_features', item_columns) }}
     from labelled
     inner join user_features
         on labelled.user_id = user_features.user_id
-        and labelled.as_of = user_features.as_of
+            and labelled.as_of = user_features.as_of
     inner join item_features
         on labelled.item_id = item_features.item_id
-        and labelled.as_of = item_features.as_of
+            and labelled.as_of = item_features.as_of
 
 )
 

@@ -82,7 +82,7 @@ units as (
         case when user_arms.policy = 'personalized' then 'treated' else 'control' end as arm,
         coalesce(user_watch_time.watch_seconds, 0.0) as outcome
     from user_arms
-    left join user_watch_time on user_watch_time.user_id = user_arms.user_id
+    left join user_watch_time on user_arms.user_id = user_watch_time.user_id
 
     union all
 
@@ -92,7 +92,7 @@ units as (
         case when user_engagement.engaged_with_recommendations = 1 then 'treated' else 'control' end as arm,
         coalesce(user_watch_time.watch_seconds, 0.0) as outcome
     from user_engagement
-    left join user_watch_time on user_watch_time.user_id = user_engagement.user_id
+    left join user_watch_time on user_engagement.user_id = user_watch_time.user_id
 
     union all
 
@@ -122,15 +122,33 @@ arm_moments as (
 
 estimate_names as (
 
-    select 'ate_engagement_rate' as estimate_name, true as is_causal, 'engagement rate per user' as outcome_name,
-        'personalized' as treated_label, 'holdout' as control_label
+    select
+        'ate_engagement_rate' as estimate_name,
+        true as is_causal,
+        'engagement rate per user' as outcome_name,
+        'personalized' as treated_label,
+        'holdout' as control_label
     union all
-    select 'ate_watch_seconds', true, 'watch seconds per user (all events)', 'personalized', 'holdout'
+    select
+        'ate_watch_seconds' as estimate_name,
+        true as is_causal,
+        'watch seconds per user (all events)' as outcome_name,
+        'personalized' as treated_label,
+        'holdout' as control_label
     union all
-    select 'naive_watch_seconds', false, 'watch seconds per user (all events)',
-        'engaged with recommendations', 'did not engage'
+    select
+        'naive_watch_seconds' as estimate_name,
+        false as is_causal,
+        'watch seconds per user (all events)' as outcome_name,
+        'engaged with recommendations' as treated_label,
+        'did not engage' as control_label
     union all
-    select 'naive_ctr_improvement', false, 'click-through per slot', 'personalized', 'holdout and cold_start'
+    select
+        'naive_ctr_improvement' as estimate_name,
+        false as is_causal,
+        'click-through per slot' as outcome_name,
+        'personalized' as treated_label,
+        'holdout and cold_start' as control_label
 
 ),
 
@@ -149,10 +167,10 @@ paired as (
         estimate_names.outcome_name,
         estimate_names.treated_label,
         estimate_names.control_label,
-        coalesce(treated.unit_count, 0) as treated_count,
-        coalesce(control.unit_count, 0) as control_count,
         treated.outcome_mean as treated_mean,
         control.outcome_mean as control_mean,
+        coalesce(treated.unit_count, 0) as treated_count,
+        coalesce(control.unit_count, 0) as control_count,
         treated.outcome_mean - control.outcome_mean as effect,
         {{ streamrec.welch_standard_error(
             'treated.outcome_variance', 'treated.unit_count', 'control.outcome_variance', 'control.unit_count'
@@ -160,13 +178,13 @@ paired as (
     from versions
     cross join estimate_names
     left join arm_moments as treated
-        on treated.model_version = versions.model_version
-        and treated.estimate_name = estimate_names.estimate_name
-        and treated.arm = 'treated'
+        on versions.model_version = treated.model_version
+            and estimate_names.estimate_name = treated.estimate_name
+            and treated.arm = 'treated'
     left join arm_moments as control
-        on control.model_version = versions.model_version
-        and control.estimate_name = estimate_names.estimate_name
-        and control.arm = 'control'
+        on versions.model_version = control.model_version
+            and estimate_names.estimate_name = control.estimate_name
+            and control.arm = 'control'
 
 ),
 

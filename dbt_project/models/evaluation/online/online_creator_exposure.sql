@@ -47,20 +47,26 @@ equity_threshold as (
 latest_items as (
 
     select
-        item_id,
-        item_creator_language_code as creator_language,
-        case when item_creator_is_new_flag then 'new' else 'established' end as creator_tenure
+        item_features.item_id,
+        item_features.item_creator_language_code as creator_language,
+        case when item_features.item_creator_is_new_flag then 'new' else 'established' end as creator_tenure
     from item_features
-    where as_of = (select max(as_of) from item_features)
+    where item_features.as_of = (select max(latest.as_of) from item_features as latest)
 
 ),
 
 item_groups as (
 
-    select item_id, 'creator_language' as group_dimension, creator_language as group_value
+    select
+        item_id,
+        'creator_language' as group_dimension,
+        creator_language as group_value
     from latest_items
     union all
-    select item_id, 'creator_is_new' as group_dimension, creator_tenure as group_value
+    select
+        item_id,
+        'creator_is_new' as group_dimension,
+        creator_tenure as group_value
     from latest_items
     union all
     select
@@ -91,7 +97,7 @@ slots as (
         item_groups.group_dimension,
         item_groups.group_value
     from impressions
-    inner join item_groups on item_groups.item_id = impressions.item_id
+    inner join item_groups on impressions.item_id = item_groups.item_id
     where impressions.policy = 'personalized'
 
 ),
@@ -140,11 +146,11 @@ group_exposure as (
         coalesce(slot_sums.group_squared_exposure, 0.0) as group_squared_exposure,
         coalesce(slot_sums.group_exposure, 0.0) / version_totals.total_exposure as exposure_share
     from version_totals
-    inner join catalogue on catalogue.group_dimension = version_totals.group_dimension
+    inner join catalogue on version_totals.group_dimension = catalogue.group_dimension
     left join slot_sums
-        on slot_sums.model_version = version_totals.model_version
-        and slot_sums.group_dimension = catalogue.group_dimension
-        and slot_sums.group_value = catalogue.group_value
+        on version_totals.model_version = slot_sums.model_version
+            and catalogue.group_dimension = slot_sums.group_dimension
+            and catalogue.group_value = slot_sums.group_value
 
 ),
 
@@ -154,9 +160,10 @@ shares as (
     select
         group_exposure.*,
         sqrt(
-            group_squared_exposure * power(1.0 - exposure_share, 2)
-            + (total_squared_exposure - group_squared_exposure) * power(exposure_share, 2)
-        ) / total_exposure as exposure_share_standard_error,
+            group_exposure.group_squared_exposure * power(1.0 - group_exposure.exposure_share, 2)
+            + (group_exposure.total_squared_exposure - group_exposure.group_squared_exposure)
+            * power(group_exposure.exposure_share, 2)
+        ) / group_exposure.total_exposure as exposure_share_standard_error,
         {{ streamrec.one_proportion_sample_size(
             'catalogue_share', 'catalogue_share * equity_threshold.threshold'
         ) }} as slots_needed_count

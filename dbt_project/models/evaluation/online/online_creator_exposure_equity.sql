@@ -50,7 +50,9 @@ final as (
         end as exposure_equity,
         case
             when judged_group_count >= 2 then
-                coalesce({{ streamrec.safe_divide('min_normalised_share_ci_low', 'max_normalised_share_ci_high') }}, 0.0)
+                coalesce(
+                    {{ streamrec.safe_divide('min_normalised_share_ci_low', 'max_normalised_share_ci_high') }}, 0.0
+                )
         end as exposure_equity_ci_low,
         case
             when judged_group_count >= 2 then

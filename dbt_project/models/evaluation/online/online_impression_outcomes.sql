@@ -52,8 +52,8 @@ final as (
         coalesce(attributed_events.watch_seconds, 0.0) as watch_seconds
     from impressions
     left join attributed_events
-        on attributed_events.request_id = impressions.request_id
-        and attributed_events.item_id = impressions.item_id
+        on impressions.request_id = attributed_events.request_id
+            and impressions.item_id = attributed_events.item_id
 
 )
 

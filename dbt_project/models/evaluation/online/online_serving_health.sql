@@ -60,12 +60,13 @@ latency_quantiles as (
         end) as p99_latency_ci_low_ms,
         max(case
             when ranked.latency_rank = (
-                case when rank_bounds.high_rank > rank_bounds.latency_count then rank_bounds.latency_count
-                else rank_bounds.high_rank end
-            ) then ranked.latency_ms
+                    case when rank_bounds.high_rank > rank_bounds.latency_count then rank_bounds.latency_count
+                        else rank_bounds.high_rank
+                    end
+                ) then ranked.latency_ms
         end) as p99_latency_ci_high_ms
     from rank_bounds
-    inner join ranked on ranked.model_version = rank_bounds.model_version
+    inner join ranked on rank_bounds.model_version = ranked.model_version
     group by rank_bounds.model_version, rank_bounds.latency_count
 
 ),
@@ -86,11 +87,11 @@ final as (
     select
         feature_hits.model_version,
         feature_hits.request_count,
-        coalesce(latency_quantiles.latency_count, 0) as latency_request_count,
         latency_quantiles.p99_latency_ms,
         latency_quantiles.p99_latency_ci_low_ms,
         latency_quantiles.p99_latency_ci_high_ms,
         feature_hits.feature_hit_count,
+        coalesce(latency_quantiles.latency_count, 0) as latency_request_count,
         {{ streamrec.safe_divide('feature_hits.feature_hit_count', 'feature_hits.request_count') }}
             as feature_store_hit_rate,
         {{ streamrec.wilson_low('feature_hits.feature_hit_count', 'feature_hits.request_count') }}
@@ -98,7 +99,7 @@ final as (
         {{ streamrec.wilson_high('feature_hits.feature_hit_count', 'feature_hits.request_count') }}
             as feature_store_hit_rate_ci_high
     from feature_hits
-    left join latency_quantiles on latency_quantiles.model_version = feature_hits.model_version
+    left join latency_quantiles on feature_hits.model_version = latency_quantiles.model_version
 
 )
 

@@ -42,17 +42,29 @@ busiest_version as (
 
 candidates as (
 
-    select model_version, chosen_by, priority from latest_promotion where position_in_priority = 1
+    select
+        model_version,
+        chosen_by,
+        priority
+    from latest_promotion
+    where position_in_priority = 1
     union all
-    select model_version, chosen_by, priority from busiest_version where position_in_priority = 1
+    select
+        model_version,
+        chosen_by,
+        priority
+    from busiest_version
+    where position_in_priority = 1
 
 ),
 
 final as (
 
-    select model_version, chosen_by
+    select
+        candidates.model_version,
+        candidates.chosen_by
     from candidates
-    where priority = (select min(priority) from candidates)
+    where candidates.priority = (select min(first_choice.priority) from candidates as first_choice)
 
 )
 

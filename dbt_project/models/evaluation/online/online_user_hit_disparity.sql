@@ -16,8 +16,8 @@ judged as (
 
     select
         *,
-        row_number() over (partition by model_version order by hit_at_10_rate desc, user_age_band) as rank_high,
-        row_number() over (partition by model_version order by hit_at_10_rate asc, user_age_band) as rank_low
+        row_number() over (partition by model_version order by hit_at_10_rate desc, user_age_band asc) as rank_high,
+        row_number() over (partition by model_version order by hit_at_10_rate asc, user_age_band asc) as rank_low
     from rates
     where is_judged
 
@@ -59,10 +59,10 @@ gaps as (
         versions.group_count,
         versions.request_count,
         versions.requests_needed_per_group,
-        coalesce(extremes.judged_group_count, 0) as judged_group_count,
         extremes.smallest_judged_request_count,
         extremes.best_age_band,
         extremes.worst_age_band,
+        coalesce(extremes.judged_group_count, 0) as judged_group_count,
         case when extremes.judged_group_count >= 2 then extremes.best_rate - extremes.worst_rate end as disparity,
         case
             when extremes.judged_group_count >= 2 then
@@ -72,7 +72,7 @@ gaps as (
                 )
         end as standard_error
     from versions
-    left join extremes on extremes.model_version = versions.model_version
+    left join extremes on versions.model_version = extremes.model_version
 
 ),
 

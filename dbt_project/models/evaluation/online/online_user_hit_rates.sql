@@ -40,10 +40,10 @@ disparity_threshold as (
 latest_users as (
 
     select
-        user_id,
-        user_age_band_code as user_age_band
+        user_features.user_id,
+        user_features.user_age_band_code as user_age_band
     from user_features
-    where as_of = (select max(as_of) from user_features)
+    where user_features.as_of = (select max(latest.as_of) from user_features as latest)
 
 ),
 
@@ -51,10 +51,10 @@ personalised_requests as (
 
     select
         requests.model_version,
-        coalesce(latest_users.user_age_band, 'unknown') as user_age_band,
-        requests.is_hit_at_10
+        requests.is_hit_at_10,
+        coalesce(latest_users.user_age_band, 'unknown') as user_age_band
     from requests
-    left join latest_users on latest_users.user_id = requests.user_id
+    left join latest_users on requests.user_id = latest_users.user_id
     where requests.policy = 'personalized'
 
 ),
@@ -105,14 +105,16 @@ final as (
         {{ streamrec.wilson_low('groups.hit_count', 'groups.request_count') }} as hit_at_10_rate_ci_low,
         {{ streamrec.wilson_high('groups.hit_count', 'groups.request_count') }} as hit_at_10_rate_ci_high,
         planned.overall_hit_rate,
-        cast({{ streamrec.two_proportion_sample_size('planned.p_high', 'planned.p_low') }}
-            as {{ dbt.type_bigint() }}) as requests_needed_count,
+        cast(
+            {{ streamrec.two_proportion_sample_size('planned.p_high', 'planned.p_low') }}
+            as {{ dbt.type_bigint() }}
+        ) as requests_needed_count,
         coalesce(
             groups.request_count >= {{ streamrec.two_proportion_sample_size('planned.p_high', 'planned.p_low') }},
             false
         ) as is_judged
     from groups
-    inner join planned on planned.model_version = groups.model_version
+    inner join planned on groups.model_version = planned.model_version
 
 )
 

@@ -35,7 +35,7 @@ rounds as (
 
     select
         logged.*,
-        mod(dense_rank() over (partition by dataset order by request_id), 2) as fold
+        mod(dense_rank() over (partition by logged.dataset order by logged.request_id), 2) as fold
     from logged
 
 ),
@@ -71,30 +71,36 @@ reward_model as (
 
     select
         fold_position_means.dataset,
-        1 - fold_position_means.fold as predicted_fold,
         fold_position_means.slot_position,
         fold_item_sums.item_id,
         fold_position_means.mean_reward as position_mean,
+        1 - fold_position_means.fold as predicted_fold,
         (fold_item_sums.reward_sum + fold_position_means.mean_reward) / (fold_item_sums.round_count + 1.0)
             as item_mean
     from fold_position_means
     left join fold_item_sums
-        on fold_item_sums.dataset = fold_position_means.dataset
-        and fold_item_sums.fold = fold_position_means.fold
-        and fold_item_sums.slot_position = fold_position_means.slot_position
+        on fold_position_means.dataset = fold_item_sums.dataset
+            and fold_position_means.fold = fold_item_sums.fold
+            and fold_position_means.slot_position = fold_item_sums.slot_position
 
 ),
 
 position_priors as (
 
-    select distinct dataset, predicted_fold, slot_position, position_mean
+    select distinct
+        dataset,
+        predicted_fold,
+        slot_position,
+        position_mean
     from reward_model
 
 ),
 
 policies as (
 
-    select distinct dataset, target_policy
+    select distinct
+        dataset,
+        target_policy
     from targets
 
 ),
@@ -112,18 +118,18 @@ target_predictions as (
         coalesce(reward_model.item_mean, position_priors.position_mean, 0.0) as predicted_reward
     from targets
     inner join rounds
-        on rounds.dataset = targets.dataset
-        and rounds.request_id = targets.request_id
-        and rounds.slot_position = targets.slot_position
+        on targets.dataset = rounds.dataset
+            and targets.request_id = rounds.request_id
+            and targets.slot_position = rounds.slot_position
     left join position_priors
-        on position_priors.dataset = targets.dataset
-        and position_priors.predicted_fold = rounds.fold
-        and position_priors.slot_position = targets.slot_position
+        on targets.dataset = position_priors.dataset
+            and rounds.fold = position_priors.predicted_fold
+            and targets.slot_position = position_priors.slot_position
     left join reward_model
-        on reward_model.dataset = targets.dataset
-        and reward_model.predicted_fold = rounds.fold
-        and reward_model.slot_position = targets.slot_position
-        and reward_model.item_id = targets.item_id
+        on targets.dataset = reward_model.dataset
+            and rounds.fold = reward_model.predicted_fold
+            and targets.slot_position = reward_model.slot_position
+            and targets.item_id = reward_model.item_id
 
 ),
 
@@ -150,27 +156,27 @@ round_terms as (
         coalesce(direct_terms.direct_value, 0.0) as direct_value,
         coalesce(reward_model.item_mean, position_priors.position_mean, 0.0) as logged_prediction
     from rounds
-    inner join policies on policies.dataset = rounds.dataset
+    inner join policies on rounds.dataset = policies.dataset
     left join targets as logged_target
-        on logged_target.dataset = rounds.dataset
-        and logged_target.target_policy = policies.target_policy
-        and logged_target.request_id = rounds.request_id
-        and logged_target.slot_position = rounds.slot_position
-        and logged_target.item_id = rounds.item_id
+        on rounds.dataset = logged_target.dataset
+            and policies.target_policy = logged_target.target_policy
+            and rounds.request_id = logged_target.request_id
+            and rounds.slot_position = logged_target.slot_position
+            and rounds.item_id = logged_target.item_id
     left join direct_terms
-        on direct_terms.dataset = rounds.dataset
-        and direct_terms.target_policy = policies.target_policy
-        and direct_terms.request_id = rounds.request_id
-        and direct_terms.slot_position = rounds.slot_position
+        on rounds.dataset = direct_terms.dataset
+            and policies.target_policy = direct_terms.target_policy
+            and rounds.request_id = direct_terms.request_id
+            and rounds.slot_position = direct_terms.slot_position
     left join position_priors
-        on position_priors.dataset = rounds.dataset
-        and position_priors.predicted_fold = rounds.fold
-        and position_priors.slot_position = rounds.slot_position
+        on rounds.dataset = position_priors.dataset
+            and rounds.fold = position_priors.predicted_fold
+            and rounds.slot_position = position_priors.slot_position
     left join reward_model
-        on reward_model.dataset = rounds.dataset
-        and reward_model.predicted_fold = rounds.fold
-        and reward_model.slot_position = rounds.slot_position
-        and reward_model.item_id = rounds.item_id
+        on rounds.dataset = reward_model.dataset
+            and rounds.fold = reward_model.predicted_fold
+            and rounds.slot_position = reward_model.slot_position
+            and rounds.item_id = reward_model.item_id
 
 ),
 
@@ -181,9 +187,9 @@ per_round as (
         target_policy,
         reward,
         importance_weight,
+        direct_value as dm_term,
         importance_weight * reward as ips_term,
-        direct_value + importance_weight * (reward - logged_prediction) as dr_term,
-        direct_value as dm_term
+        direct_value + importance_weight * (reward - logged_prediction) as dr_term
     from round_terms
 
 ),
@@ -225,30 +231,70 @@ snips as (
 -- sum w^2 (r - V)^2 = sum w^2 r^2 - 2 V sum w^2 r + V^2 sum w^2
 estimates as (
 
-    select dataset, target_policy, 'ips' as estimator, ips_mean as estimate,
-        ips_sd / sqrt(round_count) as standard_error, round_count, weight_sum, squared_weight_sum, max_weight
+    select
+        dataset,
+        target_policy,
+        'ips' as estimator,
+        ips_mean as estimate,
+        ips_sd / sqrt(round_count) as standard_error,
+        round_count,
+        weight_sum,
+        squared_weight_sum,
+        max_weight
     from snips
     union all
-    select dataset, target_policy, 'snips' as estimator, snips_value as estimate,
+    select
+        dataset,
+        target_policy,
+        'snips' as estimator,
+        snips_value as estimate,
         case when weight_sum > 0 then sqrt(greatest(
-            squared_weight_squared_reward_sum
-            - 2.0 * snips_value * squared_weight_reward_sum
-            + snips_value * snips_value * squared_weight_sum,
-            0.0
-        )) / weight_sum end as standard_error,
-        round_count, weight_sum, squared_weight_sum, max_weight
+                    squared_weight_squared_reward_sum
+                    - 2.0 * snips_value * squared_weight_reward_sum
+                    + snips_value * snips_value * squared_weight_sum,
+                    0.0
+                )) / weight_sum
+        end as standard_error,
+        round_count,
+        weight_sum,
+        squared_weight_sum,
+        max_weight
     from snips
     union all
-    select dataset, target_policy, 'dr' as estimator, dr_mean as estimate,
-        dr_sd / sqrt(round_count) as standard_error, round_count, weight_sum, squared_weight_sum, max_weight
+    select
+        dataset,
+        target_policy,
+        'dr' as estimator,
+        dr_mean as estimate,
+        dr_sd / sqrt(round_count) as standard_error,
+        round_count,
+        weight_sum,
+        squared_weight_sum,
+        max_weight
     from snips
     union all
-    select dataset, target_policy, 'dm' as estimator, dm_mean as estimate,
-        dm_sd / sqrt(round_count) as standard_error, round_count, weight_sum, squared_weight_sum, max_weight
+    select
+        dataset,
+        target_policy,
+        'dm' as estimator,
+        dm_mean as estimate,
+        dm_sd / sqrt(round_count) as standard_error,
+        round_count,
+        weight_sum,
+        squared_weight_sum,
+        max_weight
     from snips
     union all
-    select dataset, target_policy, 'logged_mean' as estimator, reward_mean as estimate,
-        reward_sd / sqrt(round_count) as standard_error, round_count, weight_sum, squared_weight_sum, max_weight
+    select
+        dataset,
+        target_policy,
+        'logged_mean' as estimator,
+        reward_mean as estimate,
+        reward_sd / sqrt(round_count) as standard_error,
+        round_count,
+        weight_sum,
+        squared_weight_sum,
+        max_weight
     from snips
 
 ),

@@ -32,15 +32,36 @@ api_rounds as (
 
 imported_rounds as (
 
-    select * from {{ ref('stg_ope__logged_rounds') }}
+    select
+        dataset,
+        request_id,
+        slot_position,
+        item_id,
+        propensity,
+        reward
+    from {{ ref('stg_ope__logged_rounds') }}
 
 ),
 
 final as (
 
-    select * from api_rounds
+    select
+        dataset,
+        request_id,
+        slot_position,
+        item_id,
+        propensity,
+        reward
+    from api_rounds
     union all
-    select * from imported_rounds
+    select
+        dataset,
+        request_id,
+        slot_position,
+        item_id,
+        propensity,
+        reward
+    from imported_rounds
 
 )
 

@@ -76,7 +76,7 @@ serving_offline as (
 
     select offline_metrics.*
     from offline_metrics
-    inner join serving_version on serving_version.model_version = offline_metrics.model_version
+    inner join serving_version on offline_metrics.model_version = serving_version.model_version
     where offline_metrics.policy = 'model'
 
 ),
@@ -85,7 +85,7 @@ serving_lifts as (
 
     select offline_lifts.*
     from offline_lifts
-    inner join serving_version on serving_version.model_version = offline_lifts.model_version
+    inner join serving_version on offline_lifts.model_version = serving_version.model_version
 
 ),
 
@@ -93,7 +93,7 @@ serving_health_row as (
 
     select serving_health.*
     from serving_health
-    inner join serving_version on serving_version.model_version = serving_health.model_version
+    inner join serving_version on serving_health.model_version = serving_version.model_version
 
 ),
 
@@ -101,7 +101,7 @@ serving_effects as (
 
     select causal_effects.*
     from causal_effects
-    inner join serving_version on serving_version.model_version = causal_effects.model_version
+    inner join serving_version on causal_effects.model_version = serving_version.model_version
 
 ),
 
@@ -112,7 +112,7 @@ worst_equity as (
         exposure_equity.*,
         row_number() over (order by exposure_equity.exposure_equity, exposure_equity.group_dimension) as equity_rank
     from exposure_equity
-    inner join serving_version on serving_version.model_version = exposure_equity.model_version
+    inner join serving_version on exposure_equity.model_version = serving_version.model_version
     where exposure_equity.exposure_equity is not null
 
 ),
@@ -121,7 +121,7 @@ serving_disparity as (
 
     select hit_disparity.*
     from hit_disparity
-    inner join serving_version on serving_version.model_version = hit_disparity.model_version
+    inner join serving_version on hit_disparity.model_version = serving_version.model_version
 
 ),
 
@@ -132,7 +132,7 @@ worst_skew as (
         reference_tag,
         psi,
         min(snapshot_row_count) over () as snapshot_row_count,
-        row_number() over (order by psi desc, feature_name) as psi_rank
+        row_number() over (order by psi desc, feature_name asc) as psi_rank
     from skew
 
 ),
@@ -151,58 +151,71 @@ metric_values as (
     union all
 
     select
-        'ranking_hit_at_10',
-        hit_at_10_ratio,
-        {{ streamrec.wilson_low('round(hit_at_10_ratio * user_count)', 'user_count') }},
-        {{ streamrec.wilson_high('round(hit_at_10_ratio * user_count)', 'user_count') }},
-        user_count,
-        'offline, policy model'
+        'ranking_hit_at_10' as metric,
+        hit_at_10_ratio as metric_value,
+        {{ streamrec.wilson_low('round(hit_at_10_ratio * user_count)', 'user_count') }} as ci_low,
+        {{ streamrec.wilson_high('round(hit_at_10_ratio * user_count)', 'user_count') }} as ci_high,
+        user_count as sample_size,
+        'offline, policy model' as detail
     from serving_offline
 
     union all
 
     select
-        'ranking_ndcg_at_10', ndcg_at_10_score,
-        ndcg_at_10_score - {{ streamrec.z_95() }} * ndcg_at_10_standard_error,
-        ndcg_at_10_score + {{ streamrec.z_95() }} * ndcg_at_10_standard_error,
-        user_count, 'offline, policy model; normal interval over users'
+        'ranking_ndcg_at_10' as metric,
+        ndcg_at_10_score as metric_value,
+        ndcg_at_10_score - {{ streamrec.z_95() }} * ndcg_at_10_standard_error as ci_low,
+        ndcg_at_10_score + {{ streamrec.z_95() }} * ndcg_at_10_standard_error as ci_high,
+        user_count as sample_size,
+        'offline, policy model; normal interval over users' as detail
     from serving_offline
 
     union all
 
     select
         {{ dbt.concat(["case metric_name when 'recall_at_500' then 'retrieval_' else 'ranking_' end",
-                       "metric_name", "'_lift'"]) }},
-        lift,
-        lift - {{ streamrec.z_95() }} * lift_standard_error,
-        lift + {{ streamrec.z_95() }} * lift_standard_error,
-        user_count,
+                       "metric_name", "'_lift'"]) }} as metric,
+        lift as metric_value,
+        lift - {{ streamrec.z_95() }} * lift_standard_error as ci_low,
+        lift + {{ streamrec.z_95() }} * lift_standard_error as ci_high,
+        user_count as sample_size,
         {{ dbt.concat(["'model '", "cast(round(model_mean, 4) as " ~ dbt.type_string() ~ ")",
                        "' vs popularity '", "cast(round(baseline_mean, 4) as " ~ dbt.type_string() ~ ")",
-                       "', paired by user, delta method'"]) }}
+                       "', paired by user, delta method'"]) }} as detail
     from serving_lifts
 
     union all
 
     select
-        'p99_latency_ms', p99_latency_ms, p99_latency_ci_low_ms, p99_latency_ci_high_ms, latency_request_count,
-        'nearest rank over requests'
+        'p99_latency_ms' as metric,
+        p99_latency_ms as metric_value,
+        p99_latency_ci_low_ms as ci_low,
+        p99_latency_ci_high_ms as ci_high,
+        latency_request_count as sample_size,
+        'nearest rank over requests' as detail
     from serving_health_row
 
     union all
 
     select
-        'feature_store_hit_rate', feature_store_hit_rate, feature_store_hit_rate_ci_low,
-        feature_store_hit_rate_ci_high, request_count, 'requests not served by cold start'
+        'feature_store_hit_rate' as metric,
+        feature_store_hit_rate as metric_value,
+        feature_store_hit_rate_ci_low as ci_low,
+        feature_store_hit_rate_ci_high as ci_high,
+        request_count as sample_size,
+        'requests not served by cold start' as detail
     from serving_health_row
 
     union all
 
     select
-        'training_serving_skew_max_psi', worst_skew.psi, skew_bootstrap.max_psi_ci_low,
-        skew_bootstrap.max_psi_ci_high, worst_skew.snapshot_row_count,
+        'training_serving_skew_max_psi' as metric,
+        worst_skew.psi as metric_value,
+        skew_bootstrap.max_psi_ci_low as ci_low,
+        skew_bootstrap.max_psi_ci_high as ci_high,
+        worst_skew.snapshot_row_count as sample_size,
         {{ dbt.concat(["'worst feature '", "worst_skew.feature_name", "', reference '", "worst_skew.reference_tag",
-                       "'; bootstrap over snapshot rows'"]) }}
+                       "'; bootstrap over snapshot rows'"]) }} as detail
     from worst_skew
     cross join skew_bootstrap
     where worst_skew.psi_rank = 1
@@ -210,33 +223,48 @@ metric_values as (
     union all
 
     select
-        'causal_ate_engagement', effect, ci_low, ci_high, sample_size,
-        'personalized minus holdout, per-user engagement rate'
+        'causal_ate_engagement' as metric,
+        effect as metric_value,
+        ci_low,
+        ci_high,
+        sample_size,
+        'personalized minus holdout, per-user engagement rate' as detail
     from serving_effects
     where estimate_name = 'ate_engagement_rate'
 
     union all
 
     select
-        'naive_ctr_improvement', effect, ci_low, ci_high, sample_size,
-        'personalized minus holdout and cold_start, per slot'
+        'naive_ctr_improvement' as metric,
+        effect as metric_value,
+        ci_low,
+        ci_high,
+        sample_size,
+        'personalized minus holdout and cold_start, per slot' as detail
     from serving_effects
     where estimate_name = 'naive_ctr_improvement'
 
     union all
 
     select
-        'creator_exposure_equity', exposure_equity, exposure_equity_ci_low, exposure_equity_ci_high, slot_count,
-        {{ dbt.concat(["'dimension '", "group_dimension"]) }}
+        'creator_exposure_equity' as metric,
+        exposure_equity as metric_value,
+        exposure_equity_ci_low as ci_low,
+        exposure_equity_ci_high as ci_high,
+        slot_count as sample_size,
+        {{ dbt.concat(["'dimension '", "group_dimension"]) }} as detail
     from worst_equity
     where equity_rank = 1
 
     union all
 
     select
-        'user_hit_at_10_disparity', hit_at_10_disparity, hit_at_10_disparity_ci_low, hit_at_10_disparity_ci_high,
+        'user_hit_at_10_disparity' as metric,
+        hit_at_10_disparity as metric_value,
+        hit_at_10_disparity_ci_low as ci_low,
+        hit_at_10_disparity_ci_high as ci_high,
         sample_size,
-        {{ dbt.concat(["coalesce(best_age_band, 'n/a')", "' vs '", "coalesce(worst_age_band, 'n/a')"]) }}
+        {{ dbt.concat(["coalesce(best_age_band, 'n/a')", "' vs '", "coalesce(worst_age_band, 'n/a')"]) }} as detail
     from serving_disparity
 
 ),
@@ -246,7 +274,7 @@ judged as (
     select
         thresholds.metric,
         thresholds.area,
-        (select max(model_version) from serving_version) as model_version,
+        (select max(serving_version.model_version) from serving_version) as model_version,
         metric_values.metric_value as value,
         metric_values.ci_low,
         metric_values.ci_high,
@@ -261,7 +289,7 @@ judged as (
             'thresholds.direction', 'metric_values.sample_size', 'thresholds.min_sample_size'
         ) }} as status
     from thresholds
-    left join metric_values on metric_values.metric = thresholds.metric
+    left join metric_values on thresholds.metric = metric_values.metric
 
 ),
 
@@ -269,8 +297,8 @@ decided as (
 
     select
         judged.*,
-        case when status = 'INCONCLUSIVE' then
-            {{ streamrec.samples_to_decide('value', 'ci_low', 'ci_high', 'threshold', 'sample_size') }}
+        case when judged.status = 'INCONCLUSIVE' then
+                {{ streamrec.samples_to_decide('value', 'ci_low', 'ci_high', 'threshold', 'sample_size') }}
         end as samples_to_decide
     from judged
 

@@ -44,7 +44,7 @@ joined as (
         oracles.oracle_lift_engagement_rate,
         oracles.oracle_lift_share_ratio
     from oracles
-    inner join runs on runs.simulation_run_id = oracles.simulation_run_id
+    inner join runs on oracles.simulation_run_id = runs.simulation_run_id
 
 ),
 

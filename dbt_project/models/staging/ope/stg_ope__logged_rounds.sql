@@ -34,18 +34,18 @@ renamed as (
 
 {%- else %}
 
-renamed as (
+    renamed as (
 
-    select
-        cast(null as {{ dbt.type_string() }}) as dataset,
-        cast(null as {{ dbt.type_string() }}) as request_id,
-        cast(null as integer) as slot_position,
-        cast(null as {{ dbt.type_bigint() }}) as item_id,
-        cast(null as double) as propensity,
-        cast(null as double) as reward
-    where 1 = 0
+        select
+            cast(null as {{ dbt.type_string() }}) as dataset,
+            cast(null as {{ dbt.type_string() }}) as request_id,
+            cast(null as integer) as slot_position,
+            cast(null as {{ dbt.type_bigint() }}) as item_id,
+            cast(null as double) as propensity,
+            cast(null as double) as reward
+        where 1 = 0
 
-)
+    )
 
 {%- endif %}
 

@@ -39,28 +39,28 @@ renamed as (
 
 {%- else %}
 
-renamed as (
+    renamed as (
 
-    select
-        cast(null as {{ dbt.type_string() }}) as simulation_run_id,
-        cast(null as {{ dbt.type_string() }}) as model_versions,
-        cast(null as {{ dbt.type_bigint() }}) as causal_user_count,
-        cast(null as {{ dbt.type_bigint() }}) as causal_request_count,
-        cast(null as double) as page_slot_count,
-        cast(null as double) as oracle_engaged_slots_per_page,
-        cast(null as double) as personalized_engaged_slots_per_page,
-        cast(null as double) as holdout_engaged_slots_per_page,
-        cast(null as double) as oracle_engagement_rate,
-        cast(null as double) as personalized_engagement_rate,
-        cast(null as double) as holdout_engagement_rate,
-        cast(null as double) as oracle_watch_seconds,
-        cast(null as double) as personalized_watch_seconds,
-        cast(null as double) as holdout_watch_seconds,
-        cast(null as double) as oracle_lift_engagement_rate,
-        cast(null as double) as oracle_lift_share_ratio
-    where 1 = 0
+        select
+            cast(null as {{ dbt.type_string() }}) as simulation_run_id,
+            cast(null as {{ dbt.type_string() }}) as model_versions,
+            cast(null as {{ dbt.type_bigint() }}) as causal_user_count,
+            cast(null as {{ dbt.type_bigint() }}) as causal_request_count,
+            cast(null as double) as page_slot_count,
+            cast(null as double) as oracle_engaged_slots_per_page,
+            cast(null as double) as personalized_engaged_slots_per_page,
+            cast(null as double) as holdout_engaged_slots_per_page,
+            cast(null as double) as oracle_engagement_rate,
+            cast(null as double) as personalized_engagement_rate,
+            cast(null as double) as holdout_engagement_rate,
+            cast(null as double) as oracle_watch_seconds,
+            cast(null as double) as personalized_watch_seconds,
+            cast(null as double) as holdout_watch_seconds,
+            cast(null as double) as oracle_lift_engagement_rate,
+            cast(null as double) as oracle_lift_share_ratio
+        where 1 = 0
 
-)
+    )
 
 {%- endif %}
 

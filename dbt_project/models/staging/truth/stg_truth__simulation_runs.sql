@@ -27,16 +27,16 @@ renamed as (
 
 {%- else %}
 
-renamed as (
+    renamed as (
 
-    select
-        cast(null as {{ dbt.type_string() }}) as simulation_run_id,
-        cast(null as {{ dbt.type_timestamp() }}) as finished_at,
-        cast(null as double) as true_ate_engagement_rate,
-        cast(null as double) as true_ate_watch_seconds
-    where 1 = 0
+        select
+            cast(null as {{ dbt.type_string() }}) as simulation_run_id,
+            cast(null as {{ dbt.type_timestamp() }}) as finished_at,
+            cast(null as double) as true_ate_engagement_rate,
+            cast(null as double) as true_ate_watch_seconds
+        where 1 = 0
 
-)
+    )
 
 {%- endif %}
 
