@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import prometheus_client
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,6 +22,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:  # the container imports this module
+    from streamrec.api.services.container import Services
 
 # The text format every Prometheus version scrapes; one charset (Litestar must not append a second).
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -127,7 +130,7 @@ class Metrics:
             child = self._children[key] = metric.labels(*values)
         return child
 
-    def bind_serving(self, services: Any) -> None:
+    def bind_serving(self, services: Services) -> None:
         """Add the scrape-time collectors that read `services` (api.services.container.Services); once per registry."""
         if self._bound:
             return
@@ -139,7 +142,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def serving_families(services: Any) -> Iterator[Metric]:
+def serving_families(services: Services) -> Iterator[Metric]:
     """`streamrec_serving_info` and `streamrec_log_fsyncs_total` from the services' current state."""
     routing = services.state.routing
     info = GaugeMetricFamily(

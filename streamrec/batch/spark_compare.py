@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
+
 from streamrec.batch.spark_build import spark_table_path
 from streamrec.contracts import load_contract
 from streamrec.core.errors import StreamRecError
@@ -52,11 +54,13 @@ def _kind(duckdb_type: str) -> str:
     return "string"
 
 
-def _describe(con: Any, relation: str) -> list[tuple[str, str]]:
+def _describe(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
     return [(row[0], row[1]) for row in fetchall(con, f"describe select * from {relation}")]
 
 
-def _spark_relation(con: Any, settings: Settings, table: str) -> tuple[str, list[tuple[str, str]]]:
+def _spark_relation(
+    con: duckdb.DuckDBPyConnection, settings: Settings, table: str
+) -> tuple[str, list[tuple[str, str]]]:
     """A subquery over the Spark table's Parquet, timestamps (UTC instants) as naive UTC like DuckDB's."""
     path = spark_table_path(settings, SCHEMA, table)
     if not any(path.glob("*.parquet")):
@@ -85,7 +89,11 @@ def _key_text(keys: Sequence[str], values: Sequence[Any]) -> str:
 
 
 def compare_table(
-    con: Any, settings: Settings, spec: TableSpec, rel_tol: float = REL_TOL, abs_tol: float = ABS_TOL
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    spec: TableSpec,
+    rel_tol: float = REL_TOL,
+    abs_tol: float = ABS_TOL,
 ) -> int:
     """Compare one table on both engines; return its row count or raise StreamRecError at the first difference."""
     name = f"{SCHEMA}.{spec.name}"

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from streamrec.core.errors import StreamRecError
 from streamrec.core.raw_schema import RAW_TABLES
 from streamrec.core.settings import Settings
@@ -56,7 +58,7 @@ def read_manifest(settings: Settings) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def _serving_as_of(con: Any) -> str:
+def _serving_as_of(con: duckdb.DuckDBPyConnection) -> str:
     """The DuckDB build's serving as_of, or (not built yet) the midnight after the last raw event."""
     if table_exists(con, "features", "user_features"):
         value = scalar(con, "select max(as_of) from features.user_features")
@@ -72,7 +74,7 @@ def _serving_as_of(con: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _copy(con: Any, query: str, target: Path) -> None:
+def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> None:
     # DuckDB writes its naive TIMESTAMPs as Parquet timestamps without UTC adjustment; Spark reads them as
     # TIMESTAMP_NTZ and staging casts them to timestamps in the session time zone, UTC.
     con.execute(f"copy ({query}) to '{target}' (format parquet)").fetchall()

@@ -19,13 +19,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import Settings
+
+if TYPE_CHECKING:  # the serving modules load torch and FAISS: imported where used
+    from streamrec.api.services.recommender import Recommender
+    from streamrec.api.services.serving_bundle import ActivePointer, ServingBundle
 
 Entity = Literal["user", "item"]
 KEYS: dict[str, str] = {"user": "user_id", "item": "item_id"}
@@ -85,14 +89,14 @@ class Client:
 
     home: Path | str | None = None
     settings: Settings = field(init=False)
-    _bundle: Any = field(default=None, init=False, repr=False)
-    _recommender: Any = field(default=None, init=False, repr=False)
+    _bundle: ServingBundle | None = field(default=None, init=False, repr=False)
+    _recommender: Recommender | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.settings = Settings(home=Path(self.home).resolve()) if self.home is not None else Settings.from_env()
 
     # -- online features -------------------------------------------------------------------------------
-    def _active(self) -> Any:
+    def _active(self) -> ActivePointer:
         from streamrec.api.services.serving_bundle import read_active
 
         pointer = read_active(self.settings.artifacts_dir)
@@ -185,7 +189,7 @@ class Client:
             propensities=page.propensities.tolist(),
         )
 
-    def _serving_bundle(self) -> Any:
+    def _serving_bundle(self) -> ServingBundle:
         from streamrec.api.services.serving_bundle import load_serving_bundle
 
         pointer = self._active()
