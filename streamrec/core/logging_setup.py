@@ -26,7 +26,12 @@ from streamrec.core.settings import load_settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
-QUIET = {"faiss.loader": logging.WARNING, "httpx": logging.WARNING, "httpcore": logging.WARNING}
+QUIET = {
+    "faiss.loader": logging.WARNING,
+    "alembic.runtime.plugins": logging.WARNING,  # one "setup plugin" line per alembic plugin at every init
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+}
 
 
 def _utc(record: logging.LogRecord) -> str:

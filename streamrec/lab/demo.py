@@ -94,7 +94,7 @@ def run_demo(
     console.print(
         f"\n[bold green]demo finished[/] in {time.monotonic() - started:.0f} s. "
         f"Warehouse: {settings.warehouse_path}  bundles: {settings.artifacts_dir}  logs: {settings.logs_dir}\n"
-        f'Try: .venv/bin/streamrec sql "select * from evaluation.scorecard"'
+        f'Try: streamrec sql "select * from evaluation.scorecard"'
     )
 
 
