@@ -47,6 +47,15 @@ DIMENSION_GROUPS: Mapping[str, np.ndarray] = {
     "creator_is_new": np.arange(N_GROUPS) % 2,
     "creator_language_x_is_new": np.arange(N_GROUPS),
 }
+# Every audited group of every dimension laid end to end (9 + 2 + 18 rows), so group_backlog, which plan_page
+# asks up to 7 times per request, computes all dimensions with a few whole-array operations.
+_SIZES = {dimension: int(members.max()) + 1 for dimension, members in DIMENSION_GROUPS.items()}
+_DIMENSION_ROWS = {
+    dimension: slice(start, start + _SIZES[dimension])
+    for dimension, start in zip(DIMENSION_GROUPS, np.cumsum([0, *_SIZES.values()])[:-1].tolist(), strict=True)
+}
+# each intersection group's row in each dimension: its urgency is the largest relative deficit of these rows
+_GROUP_ROWS = np.stack([rows.start + DIMENSION_GROUPS[d] for d, rows in _DIMENSION_ROWS.items()])
 DEFAULT_TARGET_RATIO = 0.7  # the equity threshold 0.6 plus a margin (StreamRecSettings.fairness_targets, ADR 0006)
 PAGE_EXPOSURE = float((1.0 / np.log2(np.arange(2, 12))).sum())  # a page of 10: the backlog's unit
 
@@ -138,15 +147,28 @@ def group_backlog(
 
     Groups outside the catalogue get -1 for both. The absolute deficit (exposure units) is the
     amortized backlog: it keeps growing while a group is passed over, so its price eventually pays
-    for any promotion.
+    for any promotion. The same numbers as `dimension_deficits`, for all dimensions in one pass.
     """
-    urgency, backlog = np.zeros(N_GROUPS), np.zeros(N_GROUPS)
-    pages = exposure.sum() / PAGE_EXPOSURE
-    for dimension, (target, deficit) in dimension_deficits(exposure, catalogue_sizes, ratios).items():
-        relative = np.divide(deficit, target, out=np.zeros_like(deficit), where=target > 0)
-        urgency = np.maximum(urgency, relative[DIMENSION_GROUPS[dimension]])
-        backlog = np.maximum(backlog, (relative * pages)[DIMENSION_GROUPS[dimension]])
-    absent = catalogue_sizes[:N_GROUPS] <= 0
+    sizes = catalogue_sizes[:N_GROUPS].astype(np.float64)
+    # bincount per dimension, as dimension_deficits sums: the same floating-point sums, so the same ties
+    exposed = np.concatenate(
+        [np.bincount(m, weights=exposure, minlength=_SIZES[d]) for d, m in DIMENSION_GROUPS.items()]
+    )
+    catalogue = np.concatenate(
+        [np.bincount(m, weights=sizes, minlength=_SIZES[d]) for d, m in DIMENSION_GROUPS.items()]
+    )
+    share = catalogue / max(sizes.sum(), 1.0)
+    per_share = np.divide(exposed, share, out=np.zeros_like(exposed), where=share > 0)
+    ratio, peak = np.empty_like(exposed), np.empty_like(exposed)
+    for dimension, rows in _DIMENSION_ROWS.items():
+        ratio[rows] = ratios.get(dimension, DEFAULT_TARGET_RATIO)
+        peak[rows] = per_share[rows].max()
+    target = ratio * share * peak
+    deficit = np.maximum(target - exposed, 0.0)
+    relative = np.divide(deficit, target, out=np.zeros_like(deficit), where=target > 0)
+    urgency = np.maximum(relative[_GROUP_ROWS].max(axis=0), 0.0)
+    backlog = urgency * (exposure.sum() / PAGE_EXPOSURE)
+    absent = sizes <= 0
     urgency[absent], backlog[absent] = -1.0, -1.0
     return urgency, backlog
 
@@ -181,18 +203,27 @@ def plan_page(
     on_page = np.zeros(n, dtype=bool)
     on_page[:k] = True
     promotable = ranked_scores >= control.min_score
+    # candidates of each group, in rank order: the loop below filters these instead of the whole list
+    by_group = {int(g): np.flatnonzero(ranked_groups == g) for g in np.unique(ranked_groups).tolist()}
     for _ in range(cap):
         urgency, backlog = group_backlog(projected, catalogue_sizes, control.target_ratios)
-        over_exposed = _over_exposed(projected, catalogue_sizes, control.target_ratios)
+        over_exposed = np.zeros(N_GROUPS, dtype=bool)
+        over_exposed[_over_exposed(projected, catalogue_sizes, control.target_ratios)] = True
+        available = ~on_page & promotable
+        page_groups = ranked_groups[page]
+        page_urgency = urgency[page_groups]
         best: tuple[float, int, int, int] | None = None  # (net benefit, group, slot, incoming)
         for group in np.flatnonzero(urgency > 0).tolist():
-            below = np.flatnonzero((ranked_groups == group) & ~on_page & promotable)
+            members = by_group.get(group)
+            if members is None:
+                continue
+            below = members[available[members]]
             # leaving: an unreserved item of a group that is less behind than this one; the lowest-ranked,
             # unless a group is over-exposed (see _over_exposed): then its lowest-ranked item, wherever it is
-            free = np.flatnonzero(~reserved & (urgency[ranked_groups[page]] < urgency[group]))
+            free = np.flatnonzero(~reserved & (page_urgency < urgency[group]))
             if not len(below) or not len(free):
                 continue
-            over = free[np.isin(ranked_groups[page[free]], over_exposed)]
+            over = free[over_exposed[page_groups[free]]]
             first_unseen = below[unseen[below]] if unseen is not None else below[:0]
             leaving = over if len(over) else free
             slot, incoming = int(leaving[-1]), int(first_unseen[0] if len(first_unseen) else below[0])
