@@ -11,10 +11,13 @@ import pytest
 
 from streamrec.api.config import ApiSettings
 from streamrec.api.services.fairness import (
+    DIMENSION_GROUPS,
     N_GROUPS,
+    PAGE_EXPOSURE,
     ExposureControl,
     ExposureTracker,
     dimension_deficits,
+    group_backlog,
     group_urgency,
     plan_page,
 )
@@ -54,6 +57,23 @@ def test_targets_and_deficits_by_hand() -> None:
     assert urgency[EN_EST] == pytest.approx(max(30 / 60, 48 / 80))
     assert urgency[FR_EST] == pytest.approx(max(18 / 20, 6.75 / 8.75, 48 / 80))
     assert urgency[EN_NEW] == 0.0 and urgency[0] == -1.0  # on target; not in the catalogue
+
+
+def test_group_backlog_is_the_per_dimension_definition_on_random_catalogues() -> None:
+    """The one-pass group_backlog equals urgency/backlog derived dimension by dimension from dimension_deficits."""
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        sizes = rng.integers(0, 50, size=N_GROUPS) * (rng.random(N_GROUPS) > 0.3)
+        exposure = rng.gamma(1.0, 40.0, size=N_GROUPS) * (rng.random(N_GROUPS) > 0.3)
+        ratios = {d: float(rng.choice([0.5, 0.6, 0.7, 1.0])) for d in DIMENSIONS}
+        urgency, backlog = np.zeros(N_GROUPS), np.zeros(N_GROUPS)
+        for dimension, (target, deficit) in dimension_deficits(exposure, sizes, ratios).items():
+            relative = np.divide(deficit, target, out=np.zeros_like(deficit), where=target > 0)
+            urgency = np.maximum(urgency, relative[DIMENSION_GROUPS[dimension]])
+        backlog = urgency * exposure.sum() / PAGE_EXPOSURE
+        urgency[sizes <= 0], backlog[sizes <= 0] = -1.0, -1.0
+        got_urgency, got_backlog = group_backlog(exposure, sizes, ratios)
+        assert np.array_equal(got_urgency, urgency) and np.allclose(got_backlog, backlog, rtol=1e-12)
 
 
 def test_no_exposure_means_no_target_and_no_reserved_slot() -> None:
