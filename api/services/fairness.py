@@ -248,6 +248,10 @@ class ExposureTracker:
             current = self._exposure.get(version)
             return np.zeros(N_GROUPS) if current is None else current.copy()
 
+    def claim_restore(self) -> bool:
+        """Whether this process adds the exposure restored from the logs (always; shared trackers: one worker)."""
+        return True
+
     def shown_creators(self, version: str) -> frozenset[int]:
         """The creators `version` has shown on personalised pages."""
         with self._lock:
