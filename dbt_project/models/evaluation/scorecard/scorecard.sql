@@ -199,6 +199,14 @@ metric_values as (
     union all
 
     select
+        'feature_snapshot_age_hours', feature_snapshot_age_hours, feature_snapshot_age_ci_low_hours,
+        feature_snapshot_age_ci_high_hours, snapshot_request_count,
+        'mean age of the materialized features each request read'
+    from serving_health_row
+
+    union all
+
+    select
         'training_serving_skew_max_psi', worst_skew.psi, skew_bootstrap.max_psi_ci_low,
         skew_bootstrap.max_psi_ci_high, worst_skew.snapshot_row_count,
         {{ dbt.concat(["'worst feature '", "worst_skew.feature_name", "', reference '", "worst_skew.reference_tag",
