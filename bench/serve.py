@@ -49,6 +49,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import numpy as np
 
 if TYPE_CHECKING:
@@ -205,9 +206,33 @@ def paced_connections(rate: float) -> int:
     return max(32, math.ceil(rate * 0.25))
 
 
+def _serving_pids(home: Path) -> set[str]:
+    """Pids of the workers that have written impressions (a segment's name ends in its writer's pid)."""
+    segments = (home / "logs" / "impressions").glob("*.jsonl")
+    return {path.stem.rsplit("-", 1)[1] for path in segments if path.stat().st_size > 0}
+
+
+def _children(pid: int) -> list[int]:
+    """Live child pids of `pid` (uvicorn's workers under `--workers N`)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads, live and exited) from /proc/<pid>/stat, in seconds."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
+    """utime + stime of a process and its live children (all threads), from /proc/<pid>/stat, in seconds."""
+    return _own_cpu_seconds(pid) + sum(_own_cpu_seconds(child) for child in _children(pid))
+
+
+def _own_cpu_seconds(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # exited between listing and reading
+        return 0.0
     # The command name (field 2) is in parentheses and may contain spaces: count fields after its closing one.
     fields = stat[stat.rindex(")") + 2 :].split()
     utime, stime = int(fields[14 - 3]), int(fields[15 - 3])  # fields 14 and 15, numbered from 1, after pid and comm
@@ -269,6 +294,7 @@ def over_http(
     rates: list[float],
     concurrencies: list[int],
     fsync_modes: list[str],
+    workers: int = 1,
 ) -> tuple[list[dict], dict[str, float]]:
     """Per fsync mode: start the server, warm it up, run every load level with wrk, stop it.
 
@@ -282,12 +308,19 @@ def over_http(
     for mode in fsync_modes:
         # Holdout off as in `in_process`: every request takes the personalized path, so the two compare.
         env = {"STREAMREC_LOG_FSYNC": mode, "STREAMREC_HOLDOUT_SHARE": "0"}
-        server = ApiProcess(home, env=env, log=home / "bench-server.log")
+        server = ApiProcess(home, env=env, log=home / "bench-server.log", workers=workers)
         started = time.perf_counter()
         try:
             server.start()
             ready[mode] = time.perf_counter() - started
             pid = server.process.pid
+            if workers > 1:  # health answers once one worker is up; each worker serves only after its lifespan
+                deadline = time.monotonic() + 600
+                workers_pids = {str(child) for child in _children(pid)}
+                while len(_serving_pids(home) & workers_pids) < workers and time.monotonic() < deadline:
+                    httpx.get(f"{server.url}/v1/recommendations", params={"user_id": 1}, timeout=30)  # new connection
+                    time.sleep(0.2)
+                ready[mode] = time.perf_counter() - started
             print(f"server ready (log fsync {mode}) in {ready[mode]:.1f} s; warming up", flush=True)
             # Not recorded: first requests pay for lazy initialisation (thread pool, allocator, page cache).
             run_wrk(wrk, server.url, users, WARMUP_CONNECTIONS, WARMUP_SECONDS, pid)
@@ -352,7 +385,9 @@ def report(
         f"Synthetic bundle: {args.items:,} items, {args.users:,} users, random-weight TwoTower + Ranker (latency "
         f"does not depend on training; the recommendations are meaningless), index `{local['index_kind']}`, "
         f"retrieval top-{local['retrieval_k']}, k = 10, epsilon-greedy exploration, fairness re-rank on, holdout off "
-        f"(every request personalized). Server: one uvicorn process ({_server_stack()}), requests served on its "
+        f"(every request personalized). Server: "
+        + ("one uvicorn process" if args.workers == 1 else f"`--workers {args.workers}` uvicorn processes")
+        + f" ({_server_stack()}), requests served on each one's "
         "event loop with 1 torch and 1 FAISS thread (ADR 0005). Impression log (`STREAMREC_LOG_FSYNC`): "
         + "; ".join(f"`{mode}` {FSYNC_MODES[mode].format(interval_ms=interval_ms)}" for mode in ready)
         + ".",
@@ -449,6 +484,7 @@ def main() -> None:
         help=f"STREAMREC_LOG_FSYNC values ({', '.join(FSYNC_MODES)}), one server run each",
     )
     parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (`streamrec serve --workers N`)")
     args = parser.parse_args()
     # Before anything slow: fail fast without the driver, and sample the load before we add our own.
     require_wrk()
@@ -470,6 +506,7 @@ def main() -> None:
         [float(r) for r in args.rates.split(",") if r],
         [int(c) for c in args.concurrencies.split(",") if c],
         fsync_modes,
+        args.workers,
     )
     text = report(args, command, load_average, local, results, ready)
     print(text)
