@@ -12,7 +12,8 @@ Needs wrk (`apt-get install wrk`, `brew install wrk`) as the load driver.
    picks for them (IVF at 1M items).
    Latency does not depend on the weights being trained; recommendation quality is meaningless.
 2. In process: loads the bundle as the server does and times `Recommender.recommend` (features ->
-   user tower -> FAISS top-500 -> ranker -> re-rank -> exploration) for random users, plus a per-stage
+   user tower -> FAISS top-500 -> ranker -> re-rank -> exploration) and `record_served` (the exposure
+   the server counts after logging the page) for random users, plus a per-stage
    breakdown (user tower, FAISS search, ranker, rest).
 3. For every impression-log mode in --fsync-modes (STREAMREC_LOG_FSYNC: `interval` writes each impression
    before the response and fdatasyncs in the background every STREAMREC_LOG_FSYNC_INTERVAL_MS; `always`
@@ -117,13 +118,14 @@ def in_process(home: Path, users: int, n: int) -> dict:
     recommender = Recommender(config, ExposureTracker())
     rng = np.random.default_rng(0)
     for user in rng.integers(1, users + 1, 20):  # warm-up
-        recommender.recommend(bundle, int(user), 10)
+        recommender.record_served(bundle, recommender.recommend(bundle, int(user), 10))
     sample = [int(u) for u in rng.integers(1, users + 1, n)]
     times = []
     cpu_started = time.process_time()
     for user in sample:
         t = time.perf_counter()
-        recommender.recommend(bundle, user, 10)
+        # record_served too: the server counts every logged page as exposure, and the re-rank's work depends on it
+        recommender.record_served(bundle, recommender.recommend(bundle, user, 10))
         times.append((time.perf_counter() - t) * 1000)
     cpu_ms = (time.process_time() - cpu_started) * 1000 / n
     stage_users = sample[:STAGE_USERS]
