@@ -38,7 +38,7 @@ from streamrec.api.services.fairness import ExposureTracker
 from streamrec.api.services.metrics import metrics_middleware_factory
 from streamrec.api.services.recommender import Recommender, restore_exposure
 from streamrec.api.services.serving import ServingState, freeze_heap
-from streamrec.api.services.serving_logs import ServingLogs, scan_impressions
+from streamrec.api.services.serving_logs import PeerRequests, ServingLogs, scan_impressions
 from streamrec.api.services.shared_state import SYNC_INTERVAL_SECONDS, SharedExposureTracker, SharedState
 from streamrec.api.strict_json import StrictRequest, StrictStructSchemaPlugin
 from streamrec.core.errors import StreamRecError
@@ -73,11 +73,13 @@ async def _restore_from_logs(services: Services, logs: ServingLogs) -> None:
 
 
 async def _follow_announcements(services: Services) -> None:
-    """Several workers: re-read ACTIVE.json, CANARY.json and CURRENT.json when a worker announced a command."""
+    """Several workers: follow the others' requests; re-read ACTIVE.json, CANARY.json, CURRENT.json on a command."""
     assert services.shared is not None
     seen = services.shared.generation
     while True:
         await anyio.sleep(SYNC_INTERVAL_SECONDS)
+        if services.logs is not None and services.logs.peers is not None:
+            services.logs.peers.catch_up(services.logs)  # the other workers' requests, for event attribution
         generation = services.shared.generation
         if generation != seen:
             seen = generation
@@ -93,6 +95,9 @@ def _lifespan(services: Services):
         logs = ServingLogs(
             config.home.logs_dir, config.request_map_size, config.log_fsync, config.log_fsync_interval_ms / 1000
         )
+        if services.shared is not None:
+            logs.peers = PeerRequests(logs.logs_dir)
+            logs.peers.start_at_current_ends()  # before the startup scan, which reads what exists now
         try:
             await services.state.startup()
             await _restore_from_logs(services, logs)

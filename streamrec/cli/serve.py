@@ -43,12 +43,21 @@ def serve(
         shared = run_dir / f"shared-{os.getpid()}.state"
         shared.unlink(missing_ok=True)
         os.environ["STREAMREC_SHARED_STATE"] = str(shared)
-    app = create_app(settings) if workers == 1 else "streamrec.api.app:create_app"
+    app = create_app(settings) if workers == 1 else "streamrec.cli.serve:worker_app"
     try:
         _run(uvicorn, app, host, port, fast, log_level, access_log, workers)
     finally:
         if shared is not None:
             shared.unlink(missing_ok=True)
+
+
+def worker_app() -> Any:
+    """The app of one `--workers` process (uvicorn calls this factory in each): StreamRec's logging, then the app."""
+    from streamrec.api.app import create_app
+    from streamrec.core.logging_setup import configure_logging
+
+    configure_logging()
+    return create_app()
 
 
 def _run(

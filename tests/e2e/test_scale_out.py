@@ -216,3 +216,37 @@ def test_promote_reload_reaches_every_worker(served_copy: Settings) -> None:
     finally:
         api.stop()
     assert versions == {"e2e-v3"}
+
+
+def test_an_event_reaches_another_worker_than_its_page(served_copy: Settings, tmp_path: Path) -> None:
+    """A page served by A, its event posted to B (a new connection can land on any worker): B attributes it."""
+    from datetime import UTC, datetime
+
+    shared = str(tmp_path / "shared.state")
+    a = ApiServer(served_copy.home, env={"STREAMREC_SHARED_STATE": shared})
+    b = ApiServer(served_copy.home, env={"STREAMREC_SHARED_STATE": shared})
+    alone = ApiServer(served_copy.home)  # same home, no shared file: knows only its own requests
+    try:
+        for api in (a, b, alone):
+            api.start()
+        page = httpx.get(f"{a.url}/v1/recommendations", params={"user_id": 4}).json()
+        event = {
+            "request_id": page["request_id"],
+            "item_id": page["items"][0]["item_id"],
+            "event_type": "play",
+            "event_ts": datetime.now(UTC).isoformat(),
+        }
+        refused = httpx.post(f"{alone.url}/v1/events", json={"events": [event]})
+        accepted = httpx.post(f"{b.url}/v1/events", json={"events": [event]})
+    finally:
+        for api in (a, b, alone):
+            api.stop()
+    assert refused.status_code == 422 and page["request_id"] in refused.text
+    assert accepted.status_code in (200, 201, 202), accepted.text
+    events = [
+        json.loads(line)
+        for path in (served_copy.home / "logs" / "events").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    assert [(e["request_id"], e["user_id"]) for e in events] == [(page["request_id"], 4)]
