@@ -11,8 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
 
+import anyio
 import anyio.to_thread
+import numpy as np
 import torch
 from litestar import Litestar, MediaType, Request, Response
 from litestar.datastructures import State
@@ -34,7 +38,8 @@ from streamrec.api.services.fairness import ExposureTracker
 from streamrec.api.services.metrics import metrics_middleware_factory
 from streamrec.api.services.recommender import Recommender, restore_exposure
 from streamrec.api.services.serving import ServingState, freeze_heap
-from streamrec.api.services.serving_logs import ServingLogs, scan_impressions
+from streamrec.api.services.serving_logs import PeerRequests, ServingLogs, scan_impressions
+from streamrec.api.services.shared_state import SYNC_INTERVAL_SECONDS, SharedExposureTracker, SharedState
 from streamrec.api.strict_json import StrictRequest, StrictStructSchemaPlugin
 from streamrec.core.errors import StreamRecError
 
@@ -59,8 +64,26 @@ async def _restore_from_logs(services: Services, logs: ServingLogs) -> None:
     logs.restore(scan)
     bundle = services.state.routing.control
     if bundle is not None:
+        if not services.tracker.claim_restore():
+            # Another worker added the logged exposure to the shared counters; this one only learns the creators.
+            zero = {v: (ids, np.zeros_like(weights)) for v, (ids, weights) in scan.exposure.items()}
+            scan = replace(scan, exposure=zero)
         restore_exposure(services.tracker, bundle, scan)
     logger.info("restored %d requests from %d impression segments", len(scan.recent_requests), scan.segments)
+
+
+async def _follow_announcements(services: Services) -> None:
+    """Several workers: follow the others' requests; re-read ACTIVE.json, CANARY.json, CURRENT.json on a command."""
+    assert services.shared is not None
+    seen = services.shared.generation
+    while True:
+        await anyio.sleep(SYNC_INTERVAL_SECONDS)
+        if services.logs is not None and services.logs.peers is not None:
+            services.logs.peers.catch_up(services.logs)  # the other workers' requests, for event attribution
+        generation = services.shared.generation
+        if generation != seen:
+            seen = generation
+            await services.state.sync()
 
 
 def _lifespan(services: Services):
@@ -72,12 +95,19 @@ def _lifespan(services: Services):
         logs = ServingLogs(
             config.home.logs_dir, config.request_map_size, config.log_fsync, config.log_fsync_interval_ms / 1000
         )
+        if services.shared is not None:
+            logs.peers = PeerRequests(logs.logs_dir)
+            logs.peers.start_at_current_ends()  # before the startup scan, which reads what exists now
         try:
             await services.state.startup()
             await _restore_from_logs(services, logs)
             freeze_heap()  # after the startup scan's garbage is gone: see freeze_heap
             services.logs = logs
-            yield
+            async with anyio.create_task_group() as tasks:
+                if services.shared is not None:
+                    tasks.start_soon(_follow_announcements, services)
+                yield
+                tasks.cancel_scope.cancel()
         finally:
             services.logs = None
             logs.close()
@@ -135,12 +165,14 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
 
 def create_services(settings: ApiSettings) -> Services:
     """The services one app instance uses (exposed so tests and the bench can build the same objects)."""
-    tracker = ExposureTracker()
+    shared = SharedState(Path(settings.shared_state)) if settings.shared_state else None
+    tracker = ExposureTracker() if shared is None else SharedExposureTracker(shared)
     return Services(
         config=settings,
         state=ServingState(settings),
         tracker=tracker,
         recommender=Recommender(settings, tracker),
+        shared=shared,
     )
 
 

@@ -40,6 +40,7 @@ class Recommendations(msgspec.Struct, frozen=True):
     canary_phase: CanaryPhase
     items: list[RecommendedItem]
     cold_start: bool
+    snapshot_id: str | None = None  # the feature snapshot this page read (None: the bundle's own features)
 
 
 class FeedbackEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -115,6 +116,18 @@ class ReloadResult(msgspec.Struct, frozen=True):
     version: str
     previous_version: str | None
     changed: bool
+
+
+class SnapshotResult(msgspec.Struct, frozen=True):
+    """What `POST /v1/admin/snapshot` did, and how the snapshot's users match the serving bundle's."""
+
+    snapshot_id: str
+    previous_snapshot_id: str | None
+    changed: bool
+    snapshot_users: int
+    bundle_users: int
+    only_in_snapshot: int  # served from fresh features, unknown to the bundle's id embeddings
+    only_in_bundle: int  # served cold start: the snapshot has no row for them
 
 
 class ErrorBody(msgspec.Struct, frozen=True):

@@ -12,7 +12,8 @@ Needs wrk (`apt-get install wrk`, `brew install wrk`) as the load driver.
    picks for them (IVF at 1M items).
    Latency does not depend on the weights being trained; recommendation quality is meaningless.
 2. In process: loads the bundle as the server does and times `Recommender.recommend` (features ->
-   user tower -> FAISS top-500 -> ranker -> re-rank -> exploration) for random users, plus a per-stage
+   user tower -> FAISS top-500 -> ranker -> re-rank -> exploration) and `record_served` (the exposure
+   the server counts after logging the page) for random users, plus a per-stage
    breakdown (user tower, FAISS search, ranker, rest).
 3. For every impression-log mode in --fsync-modes (STREAMREC_LOG_FSYNC: `interval` writes each impression
    before the response and fdatasyncs in the background every STREAMREC_LOG_FSYNC_INTERVAL_MS; `always`
@@ -49,6 +50,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import numpy as np
 
 if TYPE_CHECKING:
@@ -116,13 +118,14 @@ def in_process(home: Path, users: int, n: int) -> dict:
     recommender = Recommender(config, ExposureTracker())
     rng = np.random.default_rng(0)
     for user in rng.integers(1, users + 1, 20):  # warm-up
-        recommender.recommend(bundle, int(user), 10)
+        recommender.record_served(bundle, recommender.recommend(bundle, int(user), 10))
     sample = [int(u) for u in rng.integers(1, users + 1, n)]
     times = []
     cpu_started = time.process_time()
     for user in sample:
         t = time.perf_counter()
-        recommender.recommend(bundle, user, 10)
+        # record_served too: the server counts every logged page as exposure, and the re-rank's work depends on it
+        recommender.record_served(bundle, recommender.recommend(bundle, user, 10))
         times.append((time.perf_counter() - t) * 1000)
     cpu_ms = (time.process_time() - cpu_started) * 1000 / n
     stage_users = sample[:STAGE_USERS]
@@ -205,9 +208,33 @@ def paced_connections(rate: float) -> int:
     return max(32, math.ceil(rate * 0.25))
 
 
+def _serving_pids(home: Path) -> set[str]:
+    """Pids of the workers that have written impressions (a segment's name ends in its writer's pid)."""
+    segments = (home / "logs" / "impressions").glob("*.jsonl")
+    return {path.stem.rsplit("-", 1)[1] for path in segments if path.stat().st_size > 0}
+
+
+def _children(pid: int) -> list[int]:
+    """Live child pids of `pid` (uvicorn's workers under `--workers N`)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads, live and exited) from /proc/<pid>/stat, in seconds."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
+    """utime + stime of a process and its live children (all threads), from /proc/<pid>/stat, in seconds."""
+    return _own_cpu_seconds(pid) + sum(_own_cpu_seconds(child) for child in _children(pid))
+
+
+def _own_cpu_seconds(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # exited between listing and reading
+        return 0.0
     # The command name (field 2) is in parentheses and may contain spaces: count fields after its closing one.
     fields = stat[stat.rindex(")") + 2 :].split()
     utime, stime = int(fields[14 - 3]), int(fields[15 - 3])  # fields 14 and 15, numbered from 1, after pid and comm
@@ -269,6 +296,7 @@ def over_http(
     rates: list[float],
     concurrencies: list[int],
     fsync_modes: list[str],
+    workers: int = 1,
 ) -> tuple[list[dict], dict[str, float]]:
     """Per fsync mode: start the server, warm it up, run every load level with wrk, stop it.
 
@@ -282,12 +310,19 @@ def over_http(
     for mode in fsync_modes:
         # Holdout off as in `in_process`: every request takes the personalized path, so the two compare.
         env = {"STREAMREC_LOG_FSYNC": mode, "STREAMREC_HOLDOUT_SHARE": "0"}
-        server = ApiProcess(home, env=env, log=home / "bench-server.log")
+        server = ApiProcess(home, env=env, log=home / "bench-server.log", workers=workers)
         started = time.perf_counter()
         try:
             server.start()
             ready[mode] = time.perf_counter() - started
             pid = server.process.pid
+            if workers > 1:  # health answers once one worker is up; each worker serves only after its lifespan
+                deadline = time.monotonic() + 600
+                workers_pids = {str(child) for child in _children(pid)}
+                while len(_serving_pids(home) & workers_pids) < workers and time.monotonic() < deadline:
+                    httpx.get(f"{server.url}/v1/recommendations", params={"user_id": 1}, timeout=30)  # new connection
+                    time.sleep(0.2)
+                ready[mode] = time.perf_counter() - started
             print(f"server ready (log fsync {mode}) in {ready[mode]:.1f} s; warming up", flush=True)
             # Not recorded: first requests pay for lazy initialisation (thread pool, allocator, page cache).
             run_wrk(wrk, server.url, users, WARMUP_CONNECTIONS, WARMUP_SECONDS, pid)
@@ -352,7 +387,9 @@ def report(
         f"Synthetic bundle: {args.items:,} items, {args.users:,} users, random-weight TwoTower + Ranker (latency "
         f"does not depend on training; the recommendations are meaningless), index `{local['index_kind']}`, "
         f"retrieval top-{local['retrieval_k']}, k = 10, epsilon-greedy exploration, fairness re-rank on, holdout off "
-        f"(every request personalized). Server: one uvicorn process ({_server_stack()}), requests served on its "
+        f"(every request personalized). Server: "
+        + ("one uvicorn process" if args.workers == 1 else f"`--workers {args.workers}` uvicorn processes")
+        + f" ({_server_stack()}), requests served on each one's "
         "event loop with 1 torch and 1 FAISS thread (ADR 0005). Impression log (`STREAMREC_LOG_FSYNC`): "
         + "; ".join(f"`{mode}` {FSYNC_MODES[mode].format(interval_ms=interval_ms)}" for mode in ready)
         + ".",
@@ -449,6 +486,7 @@ def main() -> None:
         help=f"STREAMREC_LOG_FSYNC values ({', '.join(FSYNC_MODES)}), one server run each",
     )
     parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (`streamrec serve --workers N`)")
     args = parser.parse_args()
     # Before anything slow: fail fast without the driver, and sample the load before we add our own.
     require_wrk()
@@ -470,6 +508,7 @@ def main() -> None:
         [float(r) for r in args.rates.split(",") if r],
         [int(c) for c in args.concurrencies.split(",") if c],
         fsync_modes,
+        args.workers,
     )
     text = report(args, command, load_average, local, results, ready)
     print(text)

@@ -1,4 +1,8 @@
-"""Admin endpoints (bearer token from STREAMREC_ADMIN_TOKEN): reload the active bundle, drive the canary."""
+"""Admin endpoints (bearer token from STREAMREC_ADMIN_TOKEN): reload the bundle or the snapshot, drive the canary.
+
+With several workers a command reaches one of them; `services.announce()` tells the others to follow
+(api/services/shared_state.py).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody
 
 from streamrec.api.openapi import error_response
-from streamrec.api.schemas import CanaryCommand, CanaryStatus, ReloadResult
+from streamrec.api.schemas import CanaryCommand, CanaryStatus, ReloadResult, SnapshotResult
 from streamrec.api.services.canary_state import CanaryConflict, CanaryState
 from streamrec.api.services.container import Services
 from streamrec.core.errors import StreamRecError
@@ -81,7 +85,36 @@ class AdminController(Controller):
         except StreamRecError as exc:
             detail = f"reload failed, still serving the previous bundle: {exc}"
             raise HTTPException(status_code=409, detail=detail) from exc
+        services.announce()
         return ReloadResult(version=version, previous_version=previous, changed=changed)
+
+    @post(
+        "/snapshot",
+        operation_id="loadSnapshot",
+        summary="Swap in the current feature snapshot",
+        response_description="The snapshot now serving, whether it changed, and its user coverage.",
+        status_code=200,
+        responses=ADMIN_ERRORS,
+    )
+    async def snapshot(self, services: NamedDependency[Services]) -> SnapshotResult:
+        """Load what snapshots/CURRENT.json names (verified) and swap it in; a refused one keeps the old serving."""
+        try:
+            snapshot_id, previous, changed, coverage = await services.state.load_snapshot()
+        except StreamRecError as exc:
+            raise HTTPException(
+                status_code=409, detail=f"snapshot refused, still serving the previous one: {exc}"
+            ) from exc
+        services.announce()
+        assert coverage is not None
+        return SnapshotResult(
+            snapshot_id=snapshot_id,
+            previous_snapshot_id=previous,
+            changed=changed,
+            snapshot_users=coverage.snapshot_users,
+            bundle_users=coverage.bundle_users,
+            only_in_snapshot=coverage.only_in_snapshot,
+            only_in_bundle=coverage.only_in_bundle,
+        )
 
     @get(
         "/canary",
@@ -128,4 +161,5 @@ class AdminController(Controller):
                 new = await state.canary_rollback()
         except StreamRecError as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from exc
+        services.announce()
         return _status(services, new)

@@ -12,6 +12,7 @@ from streamrec.api.services.metrics import Metrics
 from streamrec.api.services.recommender import Recommender
 from streamrec.api.services.serving import Routing, ServingState
 from streamrec.api.services.serving_logs import ServingLogs
+from streamrec.api.services.shared_state import SharedState
 
 
 @dataclass
@@ -24,6 +25,12 @@ class Services:
     recommender: Recommender
     metrics: Metrics = field(default_factory=Metrics)
     logs: ServingLogs | None = None
+    shared: SharedState | None = None  # several workers: shared exposure and command announcements
+
+    def announce(self) -> None:
+        """Tell the other workers a command changed what serves (no-op for a single process)."""
+        if self.shared is not None:
+            self.shared.bump()
 
     def ready_routing(self) -> tuple[Routing, ServingLogs]:
         """The current routing and logs, or 503 naming why the service is not ready."""

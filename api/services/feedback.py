@@ -66,6 +66,8 @@ async def record_events(services: Services, events: Sequence[FeedbackEvent]) -> 
     bad_times: list[str] = []
     received_at = datetime.now(UTC).replace(tzinfo=None)
     records: list[EventRecord] = []
+    if logs.peers is not None and any(logs.served(e.request_id) is None for e in events):
+        logs.peers.catch_up(logs)  # another worker may have served it (streamrec serve --workers)
     ids = np.fromiter((e.item_id for e in events), dtype=np.int64, count=len(events))
     known = np.logical_or.reduce([b.item_rows(ids) >= 0 for b in bundles])
     for index, (event, is_known) in enumerate(zip(events, known, strict=True)):

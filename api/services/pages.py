@@ -10,10 +10,21 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from streamrec.api.schemas import Recommendations, RecommendedItem
 from streamrec.api.services.container import Services
 from streamrec.core.eventlog import ImpressionRecord
+
+
+@lru_cache(maxsize=8)
+def _as_of(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=None)
+
+
+def _feature_age_seconds(as_of: str | None, served_at: datetime) -> float | None:
+    """How old the features this request read were (served_at minus their as_of); None when unknown."""
+    return None if as_of is None else (served_at - _as_of(as_of)).total_seconds()
 
 
 async def serve_page(services: Services, user_id: int, k: int, language: str | None, started: float) -> Recommendations:
@@ -31,6 +42,8 @@ async def serve_page(services: Services, user_id: int, k: int, language: str | N
     creator_ids = bundle.item_creator_ids[page.rows].tolist()
     scores = page.scores.tolist()
     propensities = page.propensities.tolist()
+    snapshot_id = bundle.snapshot_id
+    feature_age = _feature_age_seconds(bundle.snapshot_as_of, served_at)
     latency_ms = (time.perf_counter() - started) * 1000.0  # up to the log write, which cannot log itself
     await logs.impressions.append_async(
         [
@@ -47,6 +60,8 @@ async def serve_page(services: Services, user_id: int, k: int, language: str | N
                 propensity=propensity,
                 canary_phase=phase,
                 latency_ms=latency_ms,
+                snapshot_id=snapshot_id,
+                feature_age_seconds=feature_age,
             )
             for position, (item_id, creator_id, score, propensity) in enumerate(
                 zip(item_ids, creator_ids, scores, propensities, strict=True), start=1
@@ -63,6 +78,7 @@ async def serve_page(services: Services, user_id: int, k: int, language: str | N
         policy=page.policy,  # type: ignore[arg-type]
         canary_phase=phase,  # type: ignore[arg-type]
         cold_start=page.cold_start,
+        snapshot_id=snapshot_id,
         items=[
             RecommendedItem(item_id=i, creator_id=c, score=s, position=p, propensity=q)
             for p, (i, c, s, q) in enumerate(zip(item_ids, creator_ids, scores, propensities, strict=True), 1)

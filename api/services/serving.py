@@ -22,8 +22,10 @@ from streamrec.api.services import canary_state as canary
 from streamrec.api.services.assignment import routes_to_candidate
 from streamrec.api.services.canary_state import CanaryConflict, CanaryState
 from streamrec.api.services.serving_bundle import ServingBundle, load_serving_bundle, read_active, registered_bundle
+from streamrec.api.services.snapshot_state import SnapshotCoverage, load_current, read_current, with_snapshot
 from streamrec.core.errors import StreamRecError
 from streamrec.models_ml.bundle import ACTIVE_FILE
+from streamrec.models_ml.feature_snapshot import FeatureSnapshot, SnapshotRefused
 
 logger = logging.getLogger("streamrec.api")
 
@@ -65,6 +67,10 @@ class ServingState:
         self.load_error: str | None = None
         self._loader = loader
         self._lock = asyncio.Lock()
+        # The materialized feature snapshot every bundle is composed with (snapshot_state.py); None: bundle features.
+        self.snapshot: FeatureSnapshot | None = None
+        self.coverage: SnapshotCoverage | None = None
+        self.snapshot_error: str | None = None
 
     @property
     def ready(self) -> bool:
@@ -85,8 +91,97 @@ class ServingState:
                 promoted_at=promoted_at,
             )
         )
+        bundle = self._compose(bundle)
         freeze_heap()
         return bundle
+
+    def _compose(self, bundle: ServingBundle) -> ServingBundle:
+        """`bundle` served with the current snapshot; its own features when there is none or it does not fit."""
+        if self.snapshot is None:
+            return bundle
+        try:
+            composed, _ = with_snapshot(bundle, self.snapshot)
+        except SnapshotRefused as exc:
+            self.snapshot_error = str(exc)
+            logger.error("bundle %s serves its own features: %s", bundle.version, exc)
+            return bundle
+        return composed
+
+    async def load_snapshot(self) -> tuple[str, str | None, bool, SnapshotCoverage | None]:
+        """Serve the snapshot snapshots/CURRENT.json names: (snapshot id, previous, changed, coverage).
+
+        Verified against the contract and the control bundle's contract hash in a worker thread; on any
+        refusal the serving snapshot (or the bundle's own features) stays and SnapshotRefused says why.
+        """
+        async with self._lock:
+            home = self.config.home.home
+            pointer = read_current(home)
+            if pointer is None:
+                raise SnapshotRefused("nothing materialized yet: run `streamrec materialize`")
+            routing = self.routing
+            if routing.control is None:
+                raise SnapshotRefused("no bundle serves yet: promote one before loading a snapshot")
+            previous = self.snapshot
+            if (
+                previous is not None
+                and previous.snapshot_id == pointer.snapshot_id
+                and previous.manifest_sha256 == pointer.manifest_sha256
+            ):
+                return previous.snapshot_id, previous.snapshot_id, False, self.coverage
+            control = routing.control
+            try:
+                snapshot = await anyio.to_thread.run_sync(lambda: load_current(home, control))
+                assert snapshot is not None
+                composed, coverage = with_snapshot(control, snapshot)
+            except SnapshotRefused as exc:
+                self.snapshot_error = str(exc)
+                logger.error("snapshot refused, still serving %s: %s", previous.snapshot_id if previous else None, exc)
+                raise
+            self.snapshot, self.coverage, self.snapshot_error = snapshot, coverage, None
+            candidate = self._compose(routing.candidate) if routing.candidate is not None else None
+            self.routing = replace(routing, control=composed, candidate=candidate)
+            freeze_heap()
+            logger.info(
+                "serving snapshot %s (was %s): %d users, %d not in bundle %s, %d of its users missing",
+                snapshot.snapshot_id,
+                previous.snapshot_id if previous else None,
+                coverage.snapshot_users,
+                coverage.only_in_snapshot,
+                control.version,
+                coverage.only_in_bundle,
+            )
+            return snapshot.snapshot_id, previous.snapshot_id if previous else None, True, coverage
+
+    async def sync(self) -> None:
+        """Follow another worker's commands: re-read ACTIVE.json, CANARY.json and CURRENT.json (each kept on error)."""
+        try:
+            await self.reload()
+        except StreamRecError as exc:
+            logger.error("sync: bundle unchanged: %s", exc)
+        try:
+            await self._follow_canary()
+        except StreamRecError as exc:
+            logger.error("sync: canary unchanged: %s", exc)
+        if read_current(self.config.home.home) is not None and self.routing.control is not None:
+            try:
+                await self.load_snapshot()
+            except StreamRecError as exc:
+                logger.error("sync: snapshot unchanged: %s", exc)
+
+    async def _follow_canary(self) -> None:
+        """Take the canary state CANARY.json holds (saved by the worker that ran the command)."""
+        async with self._lock:
+            saved = canary.load(self.config.home.artifacts_dir)
+            routing = self.routing
+            if saved == routing.canary or routing.control is None:
+                return
+            if saved.state == "idle" or saved.candidate_version == routing.control.version:
+                self.routing = Routing(control=routing.control)
+                return
+            candidate = routing.candidate
+            if candidate is None or candidate.version != saved.candidate_version:
+                candidate = await self._load_registered(str(saved.candidate_version))
+            self.routing = Routing(control=routing.control, candidate=candidate, canary=saved)
 
     async def _load_registered(self, version: str) -> ServingBundle:
         """Load a canary candidate only as the registry recorded it (sealed registered/<version>.json)."""
@@ -151,6 +246,12 @@ class ServingState:
             self.load_error = str(exc)
             logger.error("not ready: %s", exc)
             return
+        try:
+            if read_current(self.config.home.home) is not None:
+                await self.load_snapshot()
+        except StreamRecError as exc:
+            # The bundle's own features serve; the operator sees why in the log and in POST /v1/admin/snapshot.
+            logger.error("snapshot not loaded: %s", exc)
         try:
             await self._resume_canary()
         except StreamRecError as exc:

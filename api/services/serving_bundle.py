@@ -58,6 +58,8 @@ class ServingBundle:
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     promoted_at: str | None = None
     snapshot_as_of: str | None = None  # the online features' as_of (streamrec_serving_info's snapshot)
+    snapshot_id: str | None = None  # the materialized feature snapshot serving (None: the bundle's own features)
+    bundle_user_ids: np.ndarray | None = None  # the bundle's own users, kept once a snapshot replaced them
     _item_sorter: np.ndarray | None = field(default=None, repr=False)
 
     @property

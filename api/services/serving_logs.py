@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
+import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -107,6 +109,7 @@ class ServingLogs:
         self.logs_dir = logs_dir
         self._requests: OrderedDict[str, ServedRequest] = OrderedDict()
         self._size = request_map_size
+        self.peers: PeerRequests | None = None  # several workers: the requests the others served
 
     def remember(self, request_id: str, user_id: int, item_ids: list[int], served_at: datetime | None = None) -> None:
         """Keep a served request for event attribution, evicting the oldest beyond the cap."""
@@ -127,6 +130,66 @@ class ServingLogs:
         """Flush and close both logs."""
         self.impressions.close()
         self.events.close()
+
+
+class PeerRequests:
+    """Several workers: the requests other workers served, read from their impression segments as they grow.
+
+    An event may reach another worker than the page it answers (a new connection). Each worker follows the
+    other workers' segments from where its startup scan began (`start_at_current_ends`, before that scan)
+    and remembers their requests, in its follower loop and again on any unknown request_id before refusing.
+    Only whole lines are read; a request split across two reads is merged.
+    """
+
+    def __init__(self, logs_dir: Path) -> None:
+        self.logs_dir = logs_dir
+        self._offsets: dict[Path, int] = {}
+        self._own = f"-{os.getpid()}.jsonl"
+        self._decoder = msgspec.json.Decoder(_ServedLine)
+        self._lock = threading.Lock()
+
+    def start_at_current_ends(self) -> None:
+        """Skip what exists now (the startup scan reads it)."""
+        for path in segment_paths(self.logs_dir, "impressions"):
+            self._offsets[path] = path.stat().st_size
+
+    def catch_up(self, logs: ServingLogs) -> int:
+        """Remember the requests written to other workers' segments since the last call; returns how many."""
+        added = 0
+        with self._lock:
+            for path in segment_paths(self.logs_dir, "impressions"):
+                if path.name.endswith(self._own):
+                    continue
+                start = self._offsets.get(path, 0)
+                try:
+                    size = path.stat().st_size
+                    if size <= start:
+                        continue
+                    with open(path, "rb") as handle:
+                        handle.seek(start)
+                        data = handle.read(size - start)
+                except OSError:
+                    continue
+                cut = data.rfind(b"\n") + 1
+                if not cut:
+                    continue
+                self._offsets[path] = start + cut
+                pages: dict[str, tuple[int, list[int], datetime]] = {}
+                for line in data[:cut].split(b"\n"):
+                    if not line:
+                        continue
+                    try:
+                        row = self._decoder.decode(line)
+                    except (msgspec.DecodeError, UnicodeDecodeError):
+                        continue
+                    user, items, served = pages.get(row.request_id, (row.user_id, [], row.served_at))
+                    items.append(row.item_id)
+                    pages[row.request_id] = (user, items, max(served, row.served_at))
+                for request_id, (user, items, served) in pages.items():
+                    known = logs.served(request_id)
+                    logs.remember(request_id, user, sorted(set(items) | (known.item_ids if known else set())), served)
+                added += len(pages)
+        return added
 
 
 def event_id(request_id: str, item_id: int, event_type: str, event_ts: str) -> str:

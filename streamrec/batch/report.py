@@ -47,6 +47,7 @@ METRIC_ORDER = (
     "ranking_ndcg_at_10_lift",
     "p99_latency_ms",
     "feature_store_hit_rate",
+    "feature_snapshot_age_hours",
     "training_serving_skew_max_psi",
     "causal_ate_engagement",
     "naive_ctr_improvement",

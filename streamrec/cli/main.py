@@ -180,6 +180,36 @@ def ingest() -> None:
 
 
 @app.command()
+def materialize(
+    as_of: Annotated[
+        str | None, typer.Option(help="Feature as_of to snapshot (ISO date/time; default: the latest).")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option("--notify", help="Then ask the API at this URL to swap it in (POST /v1/admin/snapshot)."),
+    ] = None,
+) -> None:
+    """Write the online feature snapshot (users' latest features) from the warehouse, register it, make it CURRENT."""
+    from datetime import datetime
+
+    from streamrec.batch.materialize import materialize as run
+
+    when = None
+    if as_of is not None:
+        try:
+            when = datetime.fromisoformat(as_of)
+        except ValueError:
+            raise StreamRecError(f"--as-of {as_of!r} is not an ISO date or date-time") from None
+    done = run(_settings(), as_of=when)
+    console.print(
+        f"snapshot {done.snapshot_id}: {done.n_users} users at {done.as_of.isoformat()}, "
+        f"{done.size_bytes / 1e6:.1f} MB in {done.seconds:.1f} s{'' if done.created else ' (already written)'}"
+    )
+    if url is not None:
+        console.print(_admin("POST", "/v1/admin/snapshot", url))
+
+
+@app.command()
 def train(
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs for the two-tower model.")] = 3,
     seed: Annotated[int, typer.Option(help="Random seed (training is deterministic given the seed).")] = 7,
@@ -381,13 +411,16 @@ def demo(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Server processes on the port (shared exposure and canary state).")
+    ] = 1,
 ) -> None:
     """Serve recommendations over HTTP (Litestar + uvicorn); configuration from STREAMREC_* variables (docs/api.md)."""
     from streamrec.api.config import ApiSettings
     from streamrec.cli.serve import serve as run
 
     _settings()
-    run(ApiSettings.from_env(), host=host, port=port)
+    run(ApiSettings.from_env(), host=host, port=port, workers=workers)
 
 
 def _admin(method: str, path: str, url: str, json: dict | None = None) -> dict:

@@ -67,6 +67,8 @@ class ImpressionRecord(msgspec.Struct, frozen=True):
     propensity: float | None = None
     canary_phase: str | None = None
     latency_ms: float | None = None
+    snapshot_id: str | None = None
+    feature_age_seconds: float | None = None
 
 
 class EventRecord(msgspec.Struct, frozen=True):

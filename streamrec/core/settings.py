@@ -114,6 +114,9 @@ class StreamRecSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     log_fsync_interval_ms: Annotated[int, Meta(ge=1, le=60_000)] = 50
     serve_pure_python: bool = False  # asyncio + h11 instead of uvloop + httptools (to compare the stacks)
     access_log: bool = False  # one uvicorn.access line per request (off: /metrics and the logs count them)
+    # The file serving workers share exposure and command announcements through (api/services/shared_state.py);
+    # `streamrec serve --workers N` sets a fresh one per start. Unset: a single process keeps them in memory.
+    shared_state: str | None = None
     # logging (streamrec.core.logging_setup): one format for the CLI, the API, uvicorn and dbt runs
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

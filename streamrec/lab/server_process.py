@@ -26,8 +26,11 @@ def free_port() -> int:
 class ApiProcess:
     """`streamrec serve` over one STREAMREC_HOME; `start()` returns once /v1/health says ready."""
 
-    def __init__(self, home: Path, env: Mapping[str, str] | None = None, log: Path | None = None) -> None:
+    def __init__(
+        self, home: Path, env: Mapping[str, str] | None = None, log: Path | None = None, workers: int = 1
+    ) -> None:
         self.home = home
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "STREAMREC_HOME": str(home), **(env or {})}
@@ -37,6 +40,8 @@ class ApiProcess:
     def start(self, timeout: float = 120.0) -> ApiProcess:
         """Start the server and wait for readiness; a crash or a timeout raises with the log's tail."""
         command = [sys.executable, "-m", "streamrec", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.workers > 1:
+            command += ["--workers", str(self.workers)]
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)

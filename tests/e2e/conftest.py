@@ -18,8 +18,8 @@ E2E_VERSION = "e2e-v1"
 class ApiServer(ApiProcess):
     """The API subprocess with the admin token the e2e tests use."""
 
-    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
-        super().__init__(home, env={"STREAMREC_ADMIN_TOKEN": ADMIN_TOKEN, **(env or {})})
+    def __init__(self, home: Path, env: dict[str, str] | None = None, workers: int = 1) -> None:
+        super().__init__(home, env={"STREAMREC_ADMIN_TOKEN": ADMIN_TOKEN, **(env or {})}, workers=workers)
 
     def start(self, timeout: float = 120.0) -> ApiServer:
         super().start(timeout)

@@ -83,6 +83,8 @@ def _serve(settings: Settings, users: list[int], items: list[int], seed: int) ->
                     ("model_version", VERSION),
                     ("canary_phase", None),
                     ("latency_ms", latency),
+                    ("snapshot_id", "fs-test"),
+                    ("feature_age_seconds", 3600.0 * (6 + user % 13)),  # 6..18 h old features
                 ):
                     impressions[name].append(value)
                 kind = str(rng.choice(["play", "complete", "like"])) if engaged else "skip"
@@ -172,7 +174,7 @@ def _scorecard(settings: Settings) -> dict[str, dict]:
 
 def test_with_no_impressions_every_online_metric_is_insufficient_data(built_home: Path) -> None:
     scorecard = _scorecard(Settings(home=built_home))
-    assert len(scorecard) == 13
+    assert len(scorecard) == 14
     assert {row["status"] for row in scorecard.values()} == {"INSUFFICIENT_DATA"}
 
 
@@ -238,6 +240,9 @@ def test_ate_covers_the_true_effect_equity_matches_python_and_a_failed_threshold
     assert scorecard["p99_latency_ms"]["status"] == "PASS"
     assert scorecard["p99_latency_ms"]["sample_size"] == len(users) * REQUESTS_PER_USER
     assert scorecard["feature_store_hit_rate"]["value"] == 1.0
+    ages = [6 + u % 13 for u in users for _ in range(REQUESTS_PER_USER)]
+    assert scorecard["feature_snapshot_age_hours"]["value"] == pytest.approx(np.mean(ages))
+    assert scorecard["feature_snapshot_age_hours"]["status"] == "PASS"  # far below 36 h, n above 100
     assert scorecard["ranking_hit_at_10"]["status"] == "INSUFFICIENT_DATA"  # no offline metrics for this version
     assert "FAIL" not in {row["status"] for row in scorecard.values()}
 

@@ -90,7 +90,9 @@ def test_ingest_twice_loads_once(migrated: Settings) -> None:
 
     with duckdb.connect(str(migrated.warehouse_path), read_only=True) as con:
         row = fetchall(con, "select * from ops.impressions where request_id = 'r3' and position = 2")
-        assert row == [("r3", 2, T0.replace(tzinfo=None), 7, 102, 3, 0.5, 0.25, "model", "v1", "stable", 4.2)]
+        assert row == [
+            ("r3", 2, T0.replace(tzinfo=None), 7, 102, 3, 0.5, 0.25, "model", "v1", "stable", 4.2, None, None)
+        ]
         row = fetchall(con, "select * from ops.events")[0]
         assert row == ("e1", "r0", 7, 100, "play", 31.5, T0.replace(tzinfo=None), datetime(2026, 11, 25, 12, 0, 1))
     assert all(path.exists() for path in segment_paths(migrated.logs_dir, "impressions"))  # logs are never deleted

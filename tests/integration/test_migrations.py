@@ -27,6 +27,7 @@ OPS_TABLES = {
     "events",
     "offline_recommendations",
     "offline_holdout",
+    "feature_snapshots",
 }
 
 
@@ -87,6 +88,24 @@ def test_downgrade_base_removes_tables_and_schema_and_upgrade_works_again(settin
     assert init_db(settings) == head_revision()
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         assert set(schema_description(con)) == OPS_TABLES
+
+
+def test_the_snapshot_revision_downgrades_to_the_first_and_keeps_impressions(settings: Settings) -> None:
+    init_db(settings)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute(
+            "insert into ops.impressions (request_id, position, served_at, user_id, item_id, policy, model_version, "
+            "snapshot_id, feature_age_seconds) values ('r', 1, now(), 1, 2, 'personalized', 'v', 'fs-x', 3.5)"
+        )
+    assert downgrade_db(settings, "3f2a1c5e8b90") == "3f2a1c5e8b90"
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        tables = schema_description(con)
+        assert "feature_snapshots" not in tables
+        assert "snapshot_id" not in [column[0] for column in tables["impressions"]["columns"]]
+        assert scalar(con, "select count(*) from ops.impressions") == 1
+    assert init_db(settings) == head_revision() == "8d41c7b2e5a3"
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        assert scalar(con, "select count(*) from ops.impressions where snapshot_id is null") == 1
 
 
 def test_rerunning_upgrade_head_keeps_data_and_orm_round_trips(

@@ -3,6 +3,7 @@
 from streamrec.core.tables.base import NAMING_CONVENTION, OPS_SCHEMA, Base
 from streamrec.core.tables.bundle_file import BundleFile
 from streamrec.core.tables.event import Event
+from streamrec.core.tables.feature_snapshot import FeatureSnapshot
 from streamrec.core.tables.impression import Impression
 from streamrec.core.tables.model_version import ModelVersion
 from streamrec.core.tables.offline_holdout import OfflineHoldout
@@ -16,6 +17,7 @@ __all__ = [
     "Base",
     "BundleFile",
     "Event",
+    "FeatureSnapshot",
     "Impression",
     "ModelVersion",
     "OfflineHoldout",

@@ -27,3 +27,5 @@ class Impression(Base):
     model_version: Mapped[str]
     canary_phase: Mapped[str | None]
     latency_ms: Mapped[float | None]
+    snapshot_id: Mapped[str | None]  # the feature snapshot the request read (None: the bundle's own features)
+    feature_age_seconds: Mapped[float | None]  # served_at minus the as_of of the features the request read

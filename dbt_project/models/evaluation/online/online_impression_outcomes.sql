@@ -45,6 +45,8 @@ final as (
         impressions.score,
         impressions.propensity,
         impressions.latency_ms,
+        impressions.snapshot_id,
+        impressions.feature_age_seconds,
         impressions.served_at,
         {{ streamrec.position_exposure('impressions.slot_position') }} as exposure_weight,
         coalesce(attributed_events.is_engaged, 0) as is_engaged,

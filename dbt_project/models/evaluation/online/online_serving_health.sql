@@ -6,7 +6,11 @@
       clamped to [1, n] (p = 0.99).
     - feature-store hit rate: share of requests served with the user's online features, i.e. whose
       policy is not 'cold_start' (the API falls back to cold start exactly when the bundle's feature
-      snapshot has no row for the user), with a Wilson 95% interval.
+      snapshot has no row for the user), with a Wilson 95% interval. With a materialized snapshot
+      (`streamrec materialize`) a miss is a user the snapshot lacks.
+    - feature snapshot age (hours): mean of served_at minus the as_of of the features read, over the
+      requests that read a materialized snapshot (snapshot_id not null; a bundle's own features are as
+      old as the bundle and are not what this judges), with a normal 95% interval.
 #}
 {% set quantile = 0.99 %}
 
@@ -82,6 +86,19 @@ feature_hits as (
 
 ),
 
+feature_ages as (
+
+    select
+        model_version,
+        count(*) as snapshot_request_count,
+        avg(feature_age_seconds) / 3600.0 as feature_snapshot_age_hours,
+        stddev_samp(feature_age_seconds) / 3600.0 as feature_snapshot_age_sd_hours
+    from requests
+    where snapshot_id is not null and feature_age_seconds is not null
+    group by model_version
+
+),
+
 final as (
 
     select
@@ -97,9 +114,18 @@ final as (
         {{ streamrec.wilson_low('feature_hits.feature_hit_count', 'feature_hits.request_count') }}
             as feature_store_hit_rate_ci_low,
         {{ streamrec.wilson_high('feature_hits.feature_hit_count', 'feature_hits.request_count') }}
-            as feature_store_hit_rate_ci_high
+            as feature_store_hit_rate_ci_high,
+        coalesce(feature_ages.snapshot_request_count, 0) as snapshot_request_count,
+        feature_ages.feature_snapshot_age_hours,
+        feature_ages.feature_snapshot_age_hours - {{ streamrec.z_95() }}
+            * coalesce(feature_ages.feature_snapshot_age_sd_hours, 0) / sqrt(feature_ages.snapshot_request_count)
+            as feature_snapshot_age_ci_low_hours,
+        feature_ages.feature_snapshot_age_hours + {{ streamrec.z_95() }}
+            * coalesce(feature_ages.feature_snapshot_age_sd_hours, 0) / sqrt(feature_ages.snapshot_request_count)
+            as feature_snapshot_age_ci_high_hours
     from feature_hits
     left join latency_quantiles on feature_hits.model_version = latency_quantiles.model_version
+    left join feature_ages on feature_hits.model_version = feature_ages.model_version
 
 )
 

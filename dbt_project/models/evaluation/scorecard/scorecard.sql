@@ -209,6 +209,17 @@ metric_values as (
     union all
 
     select
+        'feature_snapshot_age_hours' as metric,
+        feature_snapshot_age_hours as metric_value,
+        feature_snapshot_age_ci_low_hours as ci_low,
+        feature_snapshot_age_ci_high_hours as ci_high,
+        snapshot_request_count as sample_size,
+        'mean age of the materialized features each request read' as detail
+    from serving_health_row
+
+    union all
+
+    select
         'training_serving_skew_max_psi' as metric,
         worst_skew.psi as metric_value,
         skew_bootstrap.max_psi_ci_low as ci_low,

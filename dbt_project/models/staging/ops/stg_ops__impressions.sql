@@ -21,11 +21,13 @@ renamed as (
         policy,
         model_version,
         canary_phase,
+        snapshot_id,
 
         ----------  numerics
         cast(score as double) as score,
         cast(propensity as double) as propensity,
         cast(latency_ms as double) as latency_ms,
+        cast(feature_age_seconds as double) as feature_age_seconds,
 
         ----------  timestamps
         cast(served_at as {{ dbt.type_timestamp() }}) as served_at
