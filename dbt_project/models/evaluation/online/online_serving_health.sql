@@ -117,12 +117,16 @@ final as (
             as feature_store_hit_rate_ci_high,
         coalesce(feature_ages.snapshot_request_count, 0) as snapshot_request_count,
         feature_ages.feature_snapshot_age_hours,
-        feature_ages.feature_snapshot_age_hours - {{ streamrec.z_95() }}
-            * coalesce(feature_ages.feature_snapshot_age_sd_hours, 0) / sqrt(feature_ages.snapshot_request_count)
-            as feature_snapshot_age_ci_low_hours,
-        feature_ages.feature_snapshot_age_hours + {{ streamrec.z_95() }}
-            * coalesce(feature_ages.feature_snapshot_age_sd_hours, 0) / sqrt(feature_ages.snapshot_request_count)
-            as feature_snapshot_age_ci_high_hours
+        (
+            feature_ages.feature_snapshot_age_hours
+            - {{ streamrec.z_95() }} * coalesce(feature_ages.feature_snapshot_age_sd_hours, 0)
+            / sqrt(feature_ages.snapshot_request_count)
+        ) as feature_snapshot_age_ci_low_hours,
+        (
+            feature_ages.feature_snapshot_age_hours
+            + {{ streamrec.z_95() }} * coalesce(feature_ages.feature_snapshot_age_sd_hours, 0)
+            / sqrt(feature_ages.snapshot_request_count)
+        ) as feature_snapshot_age_ci_high_hours
     from feature_hits
     left join latency_quantiles on feature_hits.model_version = latency_quantiles.model_version
     left join feature_ages on feature_hits.model_version = feature_ages.model_version
