@@ -115,6 +115,28 @@ def load_obd(
     console.print(run(_settings(), csv, dataset=dataset))
 
 
+@load_app.command("events")
+def load_events(
+    locations: Annotated[list[str], typer.Argument(help="Parquet/CSV files, directories or globs.")],
+    table: Annotated[
+        str | None, typer.Option(help="Raw table of every file (default: from each file's name, e.g. users_*.csv).")
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML renaming columns and converting units: `watch_ms: {column: watch_seconds, scale: 0.001}`."
+        ),
+    ] = None,
+    late_days: Annotated[
+        float, typer.Option(min=0, help="Accept new events up to this many days older than the newest stored one.")
+    ] = 7.0,
+) -> None:
+    """Append a team's own users, creators, items, sessions and interactions (Parquet or CSV) to the raw schema."""
+    from streamrec.batch.event_load import load_events as run
+
+    console.print(str(run(_settings(), locations, table=table, mapping_path=mapping, late_days=late_days)))
+
+
 @app.command()
 def build(
     select: Annotated[str | None, typer.Option(help="dbt --select expression.")] = None,

@@ -27,6 +27,7 @@ OPS_TABLES = {
     "events",
     "offline_recommendations",
     "offline_holdout",
+    "raw_loads",
 }
 
 

@@ -8,6 +8,7 @@ from streamrec.core.tables.model_version import ModelVersion
 from streamrec.core.tables.offline_holdout import OfflineHoldout
 from streamrec.core.tables.offline_recommendation import OfflineRecommendation
 from streamrec.core.tables.promotion import PROMOTION_ACTIONS, Promotion
+from streamrec.core.tables.raw_load import RawLoad
 
 __all__ = [
     "NAMING_CONVENTION",
@@ -21,4 +22,5 @@ __all__ = [
     "OfflineHoldout",
     "OfflineRecommendation",
     "Promotion",
+    "RawLoad",
 ]
