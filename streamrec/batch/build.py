@@ -161,6 +161,12 @@ def _is_threshold_test(result: dict[str, Any]) -> bool:
     return uid.startswith("test.") and (".threshold_met_" in uid or ".threshold_decided_" in uid)
 
 
+def scorecard_only_failed(settings: Settings) -> bool:
+    """Whether the last build failed only on scorecard gate tests (it was then published with that scorecard)."""
+    failures = failed_results(settings)
+    return bool(failures) and all(_is_threshold_test(r) for r in failures)
+
+
 def _print_section(title: str, lines: list[str]) -> None:
     if lines:
         print("\n".join(["", title, *(f"  {line}" for line in lines)]), flush=True)

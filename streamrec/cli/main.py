@@ -518,6 +518,35 @@ def simulate(
 
 
 @app.command()
+def daily(
+    drop: Annotated[
+        Path, typer.Option(help="Drop directory: its Parquet/CSV files are loaded (already loaded ones skipped).")
+    ],
+    mapping: Annotated[
+        Path | None, typer.Option(help="Mapping YAML for the files (see `streamrec load events`).")
+    ] = None,
+    late_days: Annotated[
+        float, typer.Option(min=0, help="Accept new events up to this many days older than the newest stored one.")
+    ] = 7.0,
+    capture_reference: Annotated[
+        str | None, typer.Option(help="Also capture a new PSI reference under this tag (default: keep the old one).")
+    ] = None,
+) -> None:
+    """The daily cycle: load the drop directory, build features, ingest logs, build evaluation, report.
+
+    Safe to rerun after a crash at any step. Exit 0: all done; 1: a step failed (named); 3: scorecard failed.
+    """
+    from streamrec.batch.daily import daily as run
+
+    result = run(
+        _settings(), drop, late_days=late_days, mapping=mapping, capture_reference=capture_reference, console=console
+    )
+    if result.scorecard_failure:
+        typer.echo(f"error: {result.scorecard_failure}", err=True)
+        raise typer.Exit(result.exit_code)
+
+
+@app.command()
 def report(
     html: Annotated[
         Path | None, typer.Option(help="Where to write the HTML report (default STREAMREC_HOME/reports/report.html).")

@@ -1,0 +1,83 @@
+"""`streamrec daily` on a real warehouse: killed (SIGKILL) inside each step and rerun, it reaches the same state."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from streamrec.batch.migrate import init_db
+from streamrec.core.settings import Settings
+from streamrec.lab.drop import cut_days_to_files
+
+CLI = [sys.executable, "-m", "streamrec"]
+
+
+def _state(settings: Settings) -> dict[str, object]:
+    """What a daily run leaves: raw row counts, the loads recorded, and a hash of each feature table."""
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        state: dict[str, object] = {
+            table: con.sql(f"select count(*), count(distinct {key}) from raw.{table}").fetchall()[0]
+            for table, key in (("sessions", "session_id"), ("interactions", "interaction_id"))
+        }
+        state["loads"] = con.sql("select table_name, rows_inserted from ops.raw_loads order by all").fetchall()
+        for table in ("user_features", "item_features", "training_examples"):
+            rows = con.sql(f"select * from features.{table} order by all").fetchall()
+            state[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
+        state["scorecard"] = con.sql("select count(*) from evaluation.scorecard").fetchall()[0][0]
+    return state
+
+
+def _daily(home: Path, drop: Path, kill_at: str | None = None, delay: float = 0.0) -> int:
+    """Run `streamrec daily`; with `kill_at`, SIGKILL it (and dbt) `delay` s after that step starts."""
+    env = {**os.environ, "STREAMREC_HOME": str(home)}
+    process = subprocess.Popen(
+        [*CLI, "daily", "--drop", str(drop)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if kill_at and line.startswith("daily step") and line.rstrip().endswith(f": {kill_at}"):
+            time.sleep(delay)
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+    process.wait(timeout=300)
+    assert "Traceback" not in "".join(output), "".join(output)[-3000:]
+    return process.returncode
+
+
+@pytest.mark.slow
+def test_daily_killed_in_each_step_and_rerun_reaches_the_same_state(generated_home: Path, tmp_path: Path) -> None:
+    homes = []
+    for name in ("straight", "killed"):
+        home = tmp_path / name
+        subprocess.run(["cp", "-r", str(generated_home), str(home)], check=True)
+        init_db(Settings(home=home))  # the session home may predate ops.raw_loads
+        cut_days_to_files(Settings(home=home).warehouse_path, tmp_path / f"drop_{name}", days=3)
+        homes.append(home)
+    straight, killed = homes
+    assert _daily(straight, tmp_path / "drop_straight") == 0
+    expected = _state(Settings(home=straight))
+
+    # Inside the load (before or during its transaction), mid-dbt in both builds, and in ingest.
+    for step, delay in (("load", 0.0), ("build", 4.0), ("ingest", 0.0), ("evaluate", 3.0)):
+        assert _daily(killed, tmp_path / "drop_killed", kill_at=step, delay=delay) == -signal.SIGKILL
+    assert _daily(killed, tmp_path / "drop_killed") == 0
+    assert _state(Settings(home=killed)) == expected
+    assert not (killed / "warehouse.building.duckdb").exists()
+    # A rerun with nothing new changes nothing either.
+    assert _daily(killed, tmp_path / "drop_killed") == 0
+    assert _state(Settings(home=killed)) == expected
