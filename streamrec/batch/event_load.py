@@ -30,9 +30,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 import yaml
 
 from streamrec.core.errors import StreamRecError
@@ -201,67 +199,91 @@ def sha256_of(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _read(path: Path) -> pa.Table:
+NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "UTINYINT",
+                 "USMALLINT", "UINTEGER", "UBIGINT")  # fmt: skip
+
+
+def _open_source(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, str, str | None]:
+    """(FROM clause, 1-based row expression, registered Arrow name) of a file, read by DuckDB.
+
+    Parquet is scanned by DuckDB in parallel, straight from the file (`file_row_number` gives the row);
+    CSV goes through pyarrow's reader, whose row order is the file's, so the line of a row is known.
+    """
     try:
         if path.suffix.lower() == ".parquet":
-            return pq.read_table(path)
-        return pa_csv.read_csv(path)
-    except (pa.ArrowInvalid, OSError) as exc:
+            quoted = str(path).replace("'", "''")
+            source = f"read_parquet('{quoted}', file_row_number = true)"
+            con.execute(f"describe select * from {source}").fetchall()  # fails here on a damaged file
+            return source, "file_row_number + 1", None
+        data = pa_csv.read_csv(path)
+    except (pa.ArrowInvalid, OSError, duckdb.Error) as exc:
         kind = "Parquet" if path.suffix.lower() == ".parquet" else "CSV"
-        raise StreamRecError(f"{path.name}: cannot read as {kind} ({str(exc).splitlines()[0]})") from None
+        raise StreamRecError(f"{path.name}: cannot read as {kind} ({str(exc).strip().splitlines()[0]})") from None
+    name = f"_csv_{uuid.uuid4().hex}"
+    con.register(name, data.append_column("_row", pa.array(range(1, data.num_rows + 1), pa.int64())))
+    return name, "_row", name
 
 
-def _apply_mapping(path: Path, data: pa.Table, entries: Sequence[ColumnMap]) -> pa.Table:
-    names = list(data.column_names)
-    for entry in entries:
-        if entry.source not in names:
-            continue  # an entry for a column this file does not have (a flat mapping spans tables)
-        if entry.target in names and entry.target != entry.source:
+def _mapped_view(
+    con: duckdb.DuckDBPyConnection, path: Path, source: str, row: str, entries: Sequence[ColumnMap]
+) -> tuple[str, list[str]]:
+    """A temporary view of the file with the mapping applied (renames, scales) and `_row`; its column names."""
+    described = [
+        (name, kind)
+        for name, kind, *_ in fetchall(con, f"describe select * from {source}")
+        if name not in ("_row", "file_row_number")
+    ]
+    by_source = {entry.source: entry for entry in entries}
+    names = [by_source[name].target if name in by_source else name for name, _ in described]
+    expressions = []
+    for name, kind in described:
+        entry = by_source.get(name)
+        if entry is None:
+            expressions.append(f'"{name}"')
+            continue
+        if entry.target != name and entry.target in [n for n, _ in described]:
             raise StreamRecError(
-                f"{path.name}, column {entry.source}: the mapping renames it to {entry.target}, "
-                "which the file already has"
+                f"{path.name}, column {name}: the mapping renames it to {entry.target}, which the file already has"
             )
-        index = names.index(entry.source)
-        column = data.column(index)
-        if entry.scale is not None:
-            if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-                raise StreamRecError(
-                    f"{path.name}, column {entry.source}: the mapping scales it, but it holds {column.type}, "
-                    "not numbers"
-                )
-            column = pc.multiply(column.cast(pa.float64()), entry.scale)
-        data = data.set_column(index, entry.target, column)
-        names[index] = entry.target
-    return data
+        if entry.scale is None:
+            expressions.append(f'"{name}" as "{entry.target}"')
+        elif kind.split("(")[0] in NUMERIC_TYPES:
+            expressions.append(f'cast("{name}" as double) * {entry.scale!r} as "{entry.target}"')
+        else:
+            raise StreamRecError(f"{path.name}, column {name}: the mapping scales it, but it holds {kind}, not numbers")
+    view = f"_src_{uuid.uuid4().hex}"
+    con.execute(f"create temp view {view} as select {', '.join(expressions)}, {row} as _row from {source}")
+    return view, names
 
 
 def _stage(con: duckdb.DuckDBPyConnection, path: Path, table: str, mapping: ColumnMapping, digest: str) -> _Staged:
     """Read, map, check and cast one file into a temporary table; raise naming file, row and column."""
-    data = _apply_mapping(path, _read(path), mapping.for_table(table))
-    schema = RAW_TABLES[table]
-    nullable = NULLABLE.get(table, frozenset())
-    present = set(data.column_names)
-    missing = [c for c in schema if c not in present and c not in nullable]
-    if missing:
-        raise StreamRecError(
-            f"{path.name}, column {missing[0]}: missing (raw.{table} needs "
-            f"{', '.join(c for c in schema if c not in nullable)}; "
-            f"found {', '.join(data.column_names) or 'no columns'})"
-        )
-    staged = _Staged(path, table, f"_load_{uuid.uuid4().hex}", digest, data.num_rows, path.suffix.lower() == ".csv")
-    # Row numbers (1-based) travel with the data, so every check can point back into the file.
-    data = data.append_column("_row", pa.array(range(1, data.num_rows + 1), pa.int64()))
-    source = f"_src_{uuid.uuid4().hex}"
-    con.register(source, data)
+    source, row, registered = _open_source(con, path)
+    view = None
     try:
-        _check_columns(con, staged, source, present)
+        view, names = _mapped_view(con, path, source, row, mapping.for_table(table))
+        schema = RAW_TABLES[table]
+        nullable = NULLABLE.get(table, frozenset())
+        present = set(names)
+        missing = [c for c in schema if c not in present and c not in nullable]
+        if missing:
+            raise StreamRecError(
+                f"{path.name}, column {missing[0]}: missing (raw.{table} needs "
+                f"{', '.join(c for c in schema if c not in nullable)}; found {', '.join(names) or 'no columns'})"
+            )
+        staged = _Staged(path, table, f"_load_{uuid.uuid4().hex}", digest, 0, path.suffix.lower() == ".csv")
+        _check_columns(con, staged, view, present)
         casts = ", ".join(
             f'try_cast("{c}" as {dtype}) as {c}' if c in present else f"cast(null as {dtype}) as {c}"
             for c, dtype in schema.items()
         )
-        con.execute(f"create temp table {staged.name} as select _row, {casts} from {source}")
+        con.execute(f"create temp table {staged.name} as select _row, {casts} from {view}")
     finally:
-        con.unregister(source)
+        if view is not None:
+            con.execute(f"drop view if exists {view}")
+        if registered is not None:
+            con.unregister(registered)
+    staged.rows = int(scalar(con, f"select count(*) from {staged.name}"))
     _check_rows(con, staged)
     time_column = TIME_COLUMNS[table]
     staged.min_ts, staged.max_ts = fetchall(con, f"select min({time_column}), max({time_column}) from {staged.name}")[0]
@@ -309,6 +331,8 @@ def _check_columns(con: duckdb.DuckDBPyConnection, staged: _Staged, source: str,
 def _check_rows(con: duckdb.DuckDBPyConnection, staged: _Staged) -> None:
     """A key repeated inside the file with different values is refused; exact repeats are dropped."""
     key = PRIMARY_KEYS[staged.table]
+    if not scalar(con, f"select count(*) - count(distinct {key}) from {staged.name}"):
+        return  # the usual case, decided by one hash aggregate
     columns = list(RAW_TABLES[staged.table])
     clash = fetchall(
         con,
@@ -321,12 +345,10 @@ def _check_rows(con: duckdb.DuckDBPyConnection, staged: _Staged) -> None:
             f"{staged.where(second, key)}: duplicate key ({key}={value}) with different values than "
             f"{staged.where(first)}; nothing was loaded"
         )
-    repeats = scalar(con, f"select count(*) - count(distinct {key}) from {staged.name}")
-    if repeats:
-        con.execute(
-            f"delete from {staged.name} where _row in (select _row from {staged.name} "
-            f"qualify row_number() over (partition by {key} order by _row) > 1)"
-        )
+    con.execute(
+        f"delete from {staged.name} where _row in (select _row from {staged.name} "
+        f"qualify row_number() over (partition by {key} order by _row) > 1)"
+    )
 
 
 @dataclass(frozen=True)
@@ -403,34 +425,47 @@ def _append(con: duckdb.DuckDBPyConnection, table: str, group: list[_Staged], la
     """Check one table's files against the stored rows and each other, then insert their new rows."""
     key = PRIMARY_KEYS[table]
     columns = list(RAW_TABLES[table])
-    union = " union all ".join(f"select {i} as _file, * from {s.name}" for i, s in enumerate(group))
-    batch = f"_batch_{uuid.uuid4().hex}"
-    con.execute(f"create temp table {batch} as {union}")
+    if len(group) == 1:
+        batch = group[0].name
+        con.execute(f"alter table {batch} add column _file integer default 0")
+    else:
+        batch = f"_batch_{uuid.uuid4().hex}"
+        union = " union all ".join(f"select {i} as _file, * from {s.name}" for i, s in enumerate(group))
+        con.execute(f"create temp table {batch} as {union}")
     try:
+        stored = scalar(con, f"select count(*) from raw.{table}")
         differs = " or ".join(f"b.{c} is distinct from r.{c}" for c in columns if c != key)
-        _refuse_conflict(
-            con,
-            group,
-            table,
-            f"select b._file, b._row, b.{key} from {batch} b join raw.{table} r on b.{key} = r.{key} "
-            f"where {differs} order by b._file, b._row limit 1",
-            "stored",
-        )
+        if stored:
+            _refuse_conflict(
+                con,
+                group,
+                table,
+                f"select b._file, b._row, b.{key} from {batch} b join raw.{table} r on b.{key} = r.{key} "
+                f"where {differs} order by b._file, b._row limit 1",
+                "stored",
+            )
         # Keys repeated across this load's files: the same values are one row, different values a conflict.
-        first = f"select * from {batch} qualify row_number() over (partition by {key} order by _file, _row) = 1"
-        _refuse_conflict(
-            con,
-            group,
-            table,
-            f"select b._file, b._row, b.{key} from {batch} b join ({first}) f on b.{key} = f.{key} "
-            f"where ({' or '.join(f'b.{c} is distinct from f.{c}' for c in columns if c != key)}) "
-            "order by b._file, b._row limit 1",
-            "in an earlier file of this load",
-        )
+        first = batch
+        if len(group) > 1 and scalar(con, f"select count(*) - count(distinct {key}) from {batch}"):
+            first = f"(select * from {batch} qualify row_number() over (partition by {key} order by _file, _row) = 1)"
+            _refuse_conflict(
+                con,
+                group,
+                table,
+                f"select b._file, b._row, b.{key} from {batch} b join {first} f on b.{key} = f.{key} "
+                f"where ({' or '.join(f'b.{c} is distinct from f.{c}' for c in columns if c != key)}) "
+                "order by b._file, b._row limit 1",
+                "in an earlier file of this load",
+            )
         fresh = f"_fresh_{uuid.uuid4().hex}"
-        con.execute(
-            f"create temp table {fresh} as select * from ({first}) f anti join raw.{table} r on f.{key} = r.{key}"
-        )
+        if stored:
+            con.execute(
+                f"create temp table {fresh} as select * from {first} f anti join raw.{table} r on f.{key} = r.{key}"
+            )
+        else:
+            fresh = first if first == batch else fresh
+            if fresh != batch:
+                con.execute(f"create temp table {fresh} as select * from {first} f")
         try:
             if table in EVENT_TABLES:
                 _refuse_late(con, group, table, fresh, late)
@@ -450,9 +485,11 @@ def _append(con: duckdb.DuckDBPyConnection, table: str, group: list[_Staged], la
             for index, count in fetchall(con, f"select _file, count(*) from {fresh} group by _file"):
                 group[index].inserted = count
         finally:
-            con.execute(f"drop table if exists {fresh}")
+            if fresh != batch:
+                con.execute(f"drop table if exists {fresh}")
     finally:
-        con.execute(f"drop table if exists {batch}")
+        if len(group) > 1:
+            con.execute(f"drop table if exists {batch}")
 
 
 def _refuse_conflict(

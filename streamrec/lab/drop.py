@@ -19,7 +19,7 @@ def cut_days_to_files(warehouse: Path, folder: Path, days: int) -> int:
         cutoff = con.sql(f"select date_trunc('day', max(started_ts)) - interval {days - 1} day from raw.sessions")
         start = cutoff.fetchall()[0][0]
         con.execute(f"create temp table cut as select session_id from raw.sessions where started_ts >= '{start}'")
-        moved = f"from raw.interactions where session_id in (select * from cut) or event_ts >= '{start}'"
+        moved = f"from raw.interactions where (session_id in (select * from cut) or event_ts >= '{start}')"
         for (day,) in con.sql(
             f"select distinct cast(event_ts as date) {moved} union select distinct cast(started_ts as date) "
             "from raw.sessions where session_id in (select * from cut) order by 1"
