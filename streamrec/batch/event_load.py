@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import yaml
 
+from streamrec.batch.raw_load import invalidate_incremental
 from streamrec.core.errors import StreamRecError
 from streamrec.core.event_types import INTERACTION_EVENT_TYPES, sql_list
 from streamrec.core.raw_schema import PRIMARY_KEYS, RAW_TABLES, create_table_sql
@@ -64,6 +65,9 @@ REFERENCES: Mapping[str, Sequence[tuple[str, str, str]]] = {
 }
 SUFFIXES = (".parquet", ".csv")
 DEFAULT_LATE_DAYS = 7
+# dbt_project.yml's var incremental_lookback_days: an appended event older than this before the newest stored
+# one is outside what the incremental per-day models recompute, so the load drops them (a full rebuild next).
+INCREMENTAL_LOOKBACK_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -469,6 +473,8 @@ def _append(con: duckdb.DuckDBPyConnection, table: str, group: list[_Staged], la
         try:
             if table in EVENT_TABLES:
                 _refuse_late(con, group, table, fresh, late)
+                if _older_than_lookback(con, table, fresh):
+                    invalidate_incremental(con)
             for column, parent, parent_key in REFERENCES.get(table, ()):
                 orphan = fetchall(
                     con,
@@ -524,6 +530,16 @@ def _refuse_late(con: duckdb.DuckDBPyConnection, group: list[_Staged], table: st
             f"({late.total_seconds() / 86_400:g} days before the newest stored {time_column}, {newest}; "
             "--late-days widens it); nothing was loaded"
         )
+
+
+def _older_than_lookback(con: duckdb.DuckDBPyConnection, table: str, fresh: str) -> bool:
+    """Whether a new event is older than the incremental models' lookback before the newest stored one."""
+    time_column = TIME_COLUMNS[table]
+    newest = scalar(con, f"select max({time_column}) from raw.{table}")
+    if newest is None:
+        return False
+    cutoff = newest - timedelta(days=INCREMENTAL_LOOKBACK_DAYS)
+    return bool(scalar(con, f"select count(*) from {fresh} where {time_column} < ?", [cutoff]))
 
 
 def _record(con: duckdb.DuckDBPyConnection, staged: list[_Staged]) -> None:

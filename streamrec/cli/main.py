@@ -151,6 +151,9 @@ def build(
         bool,
         typer.Option("--strict", help="Also fail on INCONCLUSIVE scorecard rows (interval straddles the threshold)."),
     ] = False,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Rebuild incremental models from all of raw, not just the lookback.")
+    ] = False,
 ) -> None:
     """Run `dbt build` (models and tests) into a copy of the warehouse and publish it only if it passes."""
     from streamrec.batch.build import build as run
@@ -159,7 +162,7 @@ def build(
     if strict:
         variables["evaluation_strict"] = True
     settings = _settings()
-    run(settings, select=select, as_of=as_of, variables=variables or None)
+    run(settings, select=select, as_of=as_of, variables=variables or None, full_refresh=full_refresh)
     if freshness:
         from streamrec.batch.freshness import report_freshness
 
