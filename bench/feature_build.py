@@ -348,11 +348,12 @@ class DailyResult:
 
     interactions: int
     loaded_rows: int
-    load_s: float
+    load_s: float  # the history: every raw table
     full_build_s: float
     append_rows: int
     append_load_s: float
     append_build_s: float
+    full_refresh_s: float
     copy_s: float
     warehouse_mb: float
     raw_mb: float
@@ -404,6 +405,9 @@ def bench_daily_size(root: Path, interactions: int, days: int) -> DailyResult:
     build(settings)
     append_build_s = time.perf_counter() - start
     start = time.perf_counter()
+    build(settings, full_refresh=True)
+    full_refresh_s = time.perf_counter() - start
+    start = time.perf_counter()
     snapshot_for_build(settings.warehouse_path, building_path(settings))
     copy_s = time.perf_counter() - start
     building_path(settings).unlink()
@@ -422,6 +426,7 @@ def bench_daily_size(root: Path, interactions: int, days: int) -> DailyResult:
         append_rows,
         append_load_s,
         append_build_s,
+        full_refresh_s,
         copy_s,
         settings.warehouse_path.stat().st_size / 1e6,
         float(blocks) / 1e6,
@@ -442,22 +447,23 @@ def render_daily_section(results: list[DailyResult], command: str) -> str:
         "**shared with other jobs while measured** (the ratios below come from one run).",
         "",
         "| interactions | rows loaded | load (s) | rows/s | full build (s) | one day appended (rows) "
-        "| its load (s) | build after the append (s) | append build / full | copy before a build (s) "
-        "| warehouse (MB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| its load (s) | build after the append (s) | same-size `--full-refresh` (s) | append build / full refresh "
+        "| copy before a build (s) | warehouse (MB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r.interactions:,} | {r.loaded_rows:,} | {r.load_s:.1f} | {r.rows_per_s:,.0f} | {r.full_build_s:.1f} "
-            f"| {r.append_rows:,} | {r.append_load_s:.1f} | {r.append_build_s:.1f} "
-            f"| {r.append_build_s / r.full_build_s:.0%} | {r.copy_s:.1f} | {r.warehouse_mb:,.0f} |"
+            f"| {r.append_rows:,} | {r.append_load_s:.1f} | {r.append_build_s:.1f} | {r.full_refresh_s:.1f} "
+            f"| {r.append_build_s / r.full_refresh_s:.0%} | {r.copy_s:.1f} | {r.warehouse_mb:,.0f} |"
         )
     lines += [
         "",
         "- load = `streamrec load events` of the world's history (every raw table, Parquet, one transaction, "
         "every check of docs/data.md); rows/s counts the rows of all five tables.",
-        "- full build = `streamrec build` (copy, every model and test, publish); the build after the append is "
-        "the same command after `streamrec load events` of the cut-off day.",
+        "- full build = the first `streamrec build` (copy, every model and test, publish); the build after the "
+        "append is the same command after `streamrec load events` of the cut-off day (the per-day models "
+        "incremental); `--full-refresh` rebuilds the same warehouse (history + the day) from scratch.",
         "- copy = `snapshot_for_build` alone: the warehouse file copied before every build, a cost that grows "
         "with raw (docs/adr/0007-publish-without-copying-raw.md).",
         "",
@@ -466,13 +472,15 @@ def render_daily_section(results: list[DailyResult], command: str) -> str:
         if r.interactions < 10_000_000:
             continue
         load_met = "MET" if r.rows_per_s >= 2_000_000 else "MISSED"
-        ratio = r.append_build_s / r.full_build_s
+        ratio = r.append_build_s / r.full_refresh_s
         append_met = "MET" if ratio <= 0.15 else "MISSED"
         lines += [
             f"- Goal: Parquet load at least 2M rows/s: {load_met} ({r.rows_per_s:,.0f} rows/s at "
             f"{r.loaded_rows:,} rows).",
-            f"- Goal: one appended day built in at most 15% of a full build: {append_met} ({ratio:.0%}); the feature "
-            "models are not incremental yet, so the build after an append recomputes all history.",
+            f"- Goal: one appended day built in at most 15% of a full build: {append_met} ({ratio:.0%} of the "
+            "same-size full refresh); only the per-day intermediate models are incremental, the span models, "
+            "feature snapshots and training examples still recompute all history, and every build runs all tests "
+            "and copies the warehouse.",
             f"- Goal: publish cost independent of raw's size: MISSED; every build still copies the "
             f"{r.warehouse_mb:,.0f} MB warehouse ({r.copy_s:.1f} s, {r.copy_s / r.full_build_s:.0%} of the full "
             "build) — ADR 0007 has the design that removes it.",
