@@ -408,7 +408,13 @@ def load_events(
                     skipped.append(path.name)
                     continue
                 seen_digests.add((file_table, digest))
-                staged.append(_stage(con, path, file_table, mapping, digest))
+                try:
+                    staged.append(_stage(con, path, file_table, mapping, digest))
+                except duckdb.Error as exc:  # a column DuckDB cannot even try to cast (a list, a struct)
+                    message = str(exc).strip().splitlines()[0]
+                    raise StreamRecError(
+                        f"{path.name}: cannot read into raw.{file_table} ({message}); nothing was loaded"
+                    ) from None
             with transaction(con):
                 con.execute("create schema if not exists raw")
                 for name in RAW_TABLES:  # every raw table exists after a first load, as staging expects

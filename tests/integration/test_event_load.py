@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -162,6 +165,23 @@ def test_bad_values_name_file_line_and_column_and_write_nothing(ready: tuple[Set
         pq.write_table(table, folder / "interactions_case.parquet")
         with pytest.raises(StreamRecError, match=message):
             load_events(settings, [str(folder / "interactions_case.parquet")])
+    assert _rows(settings, "select count(*) from raw.interactions") == [(0,)]
+
+
+def test_the_cli_prints_one_line_and_exits_1(ready: tuple[Settings, Path]) -> None:
+    settings, folder = ready
+    nested = _interactions([1], day=0, watch_seconds=[[1.0, 2.0]])  # a list where a number belongs
+    pq.write_table(nested, folder / "interactions_nested.parquet")
+    done = subprocess.run(
+        [sys.executable, "-m", "streamrec", "load", "events", str(folder / "interactions_nested.parquet")],
+        env={**os.environ, "STREAMREC_HOME": str(settings.home)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "interactions_nested.parquet" in done.stderr and "nothing was loaded" in done.stderr
     assert _rows(settings, "select count(*) from raw.interactions") == [(0,)]
 
 
