@@ -481,6 +481,10 @@ def render_daily_section(results: list[DailyResult], command: str) -> str:
             "same-size full refresh); only the per-day intermediate models are incremental, the span models, "
             "feature snapshots and training examples still recompute all history, and every build runs all tests "
             "and copies the warehouse.",
+            "  To close it: about half the load is the insert into the primary-keyed raw table and its commit "
+            "(DuckDB's ART index), the rest three scans (checks, cast into a temporary table, key count); "
+            "inserting straight from the checked file scan, without the temporary copy, and checking keys by one "
+            "anti-join are the next steps.",
             f"- Goal: publish cost independent of raw's size: MISSED; every build still copies the "
             f"{r.warehouse_mb:,.0f} MB warehouse ({r.copy_s:.1f} s, {r.copy_s / r.full_build_s:.0%} of the full "
             "build) — ADR 0007 has the design that removes it.",
