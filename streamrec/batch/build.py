@@ -161,6 +161,12 @@ def _is_threshold_test(result: dict[str, Any]) -> bool:
     return uid.startswith("test.") and (".threshold_met_" in uid or ".threshold_decided_" in uid)
 
 
+def scorecard_only_failed(settings: Settings) -> bool:
+    """Whether the last build failed only on scorecard gate tests (it was then published with that scorecard)."""
+    failures = failed_results(settings)
+    return bool(failures) and all(_is_threshold_test(r) for r in failures)
+
+
 def _print_section(title: str, lines: list[str]) -> None:
     if lines:
         print("\n".join(["", title, *(f"  {line}" for line in lines)]), flush=True)
@@ -241,8 +247,11 @@ def build(
     select: str | None = None,
     as_of: str | None = None,
     variables: Mapping[str, Any] | None = None,
+    full_refresh: bool = False,
 ) -> None:
     """Run `dbt build` (models and tests) into a copy of the warehouse; publish it atomically only if all pass.
+
+    Incremental models recompute only their lookback; `full_refresh` rebuilds them from all of raw.
 
     Raises StreamRecError naming the failing nodes (and any PSI diagnosis); the published warehouse
     is then untouched. The one exception: when only scorecard gate tests fail (a FAIL row, or an
@@ -261,7 +270,8 @@ def build(
         snapshot_for_build(published, building)
         (dbt_target_dir(settings) / "run_results.json").unlink(missing_ok=True)
         try:
-            code = run_dbt(settings, ["build"], building, select=select, as_of=as_of, variables=variables)
+            args = ["build", "--full-refresh"] if full_refresh else ["build"]
+            code = run_dbt(settings, args, building, select=select, as_of=as_of, variables=variables)
             failures = failed_results(settings)
             if code == 0 and not failures and not _ran_nodes(settings):
                 # dbt says "Nothing to do" and exits 0 for a selection that matches no node (a typo):

@@ -171,8 +171,27 @@ def replace_raw(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
         for table in RAW_TABLES:
             con.execute(f"drop table if exists raw.{table}")
             con.execute(create_table_sql(table))
+        invalidate_incremental(con)
         yield con
         check_raw_keys(con)
+
+
+def invalidate_incremental(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Drop the incremental per-day tables dbt built (staging.int_*), so the next build recomputes them whole.
+
+    Called in the transaction of a write their lookback cannot see: a replaced raw schema, or an appended
+    event older than `incremental_lookback_days`. Every intermediate table is rebuilt by the next build anyway.
+    """
+    tables = [
+        row[0]
+        for row in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'staging' "
+            "and table_type = 'BASE TABLE' and table_name like 'int\\_%' escape '\\'"
+        ).fetchall()
+    ]
+    for table in tables:
+        con.execute(f"drop table staging.{table}")
+    return tables
 
 
 def insert_arrow(con: duckdb.DuckDBPyConnection, target: str, data: pa.Table) -> None:

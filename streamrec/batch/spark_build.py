@@ -136,8 +136,12 @@ def check_spark_installed() -> None:
         raise StreamRecError("java not found (neither on PATH nor in JAVA_HOME): the Spark build needs Java 17")
 
 
-def spark_build(settings: Settings, as_of: str | None = None, select: str | None = None) -> str:
+def spark_build(
+    settings: Settings, as_of: str | None = None, select: str | None = None, full_refresh: bool = False
+) -> str:
     """Run `dbt build --target spark` on the last export at its as_of (or `as_of`); return a summary line.
+
+    The incremental per-day models overwrite only the day partitions of their lookback unless `full_refresh`.
 
     Raises StreamRecError naming the failing nodes and any PSI diagnosis.
     """
@@ -158,7 +162,9 @@ def spark_build(settings: Settings, as_of: str | None = None, select: str | None
         "STREAMREC_SPARK_DRIVER_MEMORY": knobs.spark_driver_memory,
     }
     sys.stdout.flush()
-    command = spark_dbt_command(settings, ["build"], as_of=as_of, select=select)
+    command = spark_dbt_command(
+        settings, ["build", "--full-refresh"] if full_refresh else ["build"], as_of=as_of, select=select
+    )
     code = subprocess.run(command, env=env, check=False).returncode
     failures = _failures(settings)
     if code == 0 and not failures:

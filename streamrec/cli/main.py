@@ -115,6 +115,28 @@ def load_obd(
     console.print(run(_settings(), csv, dataset=dataset))
 
 
+@load_app.command("events")
+def load_events(
+    locations: Annotated[list[str], typer.Argument(help="Parquet/CSV files, directories or globs.")],
+    table: Annotated[
+        str | None, typer.Option(help="Raw table of every file (default: from each file's name, e.g. users_*.csv).")
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML renaming columns and converting units: `watch_ms: {column: watch_seconds, scale: 0.001}`."
+        ),
+    ] = None,
+    late_days: Annotated[
+        float, typer.Option(min=0, help="Accept new events up to this many days older than the newest stored one.")
+    ] = 7.0,
+) -> None:
+    """Append a team's own users, creators, items, sessions and interactions (Parquet or CSV) to the raw schema."""
+    from streamrec.batch.event_load import load_events as run
+
+    console.print(str(run(_settings(), locations, table=table, mapping_path=mapping, late_days=late_days)))
+
+
 @app.command()
 def build(
     select: Annotated[str | None, typer.Option(help="dbt --select expression.")] = None,
@@ -129,6 +151,9 @@ def build(
         bool,
         typer.Option("--strict", help="Also fail on INCONCLUSIVE scorecard rows (interval straddles the threshold)."),
     ] = False,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Rebuild incremental models from all of raw, not just the lookback.")
+    ] = False,
 ) -> None:
     """Run `dbt build` (models and tests) into a copy of the warehouse and publish it only if it passes."""
     from streamrec.batch.build import build as run
@@ -137,7 +162,7 @@ def build(
     if strict:
         variables["evaluation_strict"] = True
     settings = _settings()
-    run(settings, select=select, as_of=as_of, variables=variables or None)
+    run(settings, select=select, as_of=as_of, variables=variables or None, full_refresh=full_refresh)
     if freshness:
         from streamrec.batch.freshness import report_freshness
 
@@ -526,6 +551,35 @@ def simulate(
     from streamrec.lab.simulate import simulate as run
 
     console.print(str(run(_settings(), url=url, requests=requests, seed=seed, concurrency=concurrency)))
+
+
+@app.command()
+def daily(
+    drop: Annotated[
+        Path, typer.Option(help="Drop directory: its Parquet/CSV files are loaded (already loaded ones skipped).")
+    ],
+    mapping: Annotated[
+        Path | None, typer.Option(help="Mapping YAML for the files (see `streamrec load events`).")
+    ] = None,
+    late_days: Annotated[
+        float, typer.Option(min=0, help="Accept new events up to this many days older than the newest stored one.")
+    ] = 7.0,
+    capture_reference: Annotated[
+        str | None, typer.Option(help="Also capture a new PSI reference under this tag (default: keep the old one).")
+    ] = None,
+) -> None:
+    """The daily cycle: load the drop directory, build features, ingest logs, build evaluation, report.
+
+    Safe to rerun after a crash at any step. Exit 0: all done; 1: a step failed (named); 3: scorecard failed.
+    """
+    from streamrec.batch.daily import daily as run
+
+    result = run(
+        _settings(), drop, late_days=late_days, mapping=mapping, capture_reference=capture_reference, console=console
+    )
+    if result.scorecard_failure:
+        typer.echo(f"error: {result.scorecard_failure}", err=True)
+        raise typer.Exit(result.exit_code)
 
 
 @app.command()

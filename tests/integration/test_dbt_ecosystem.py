@@ -34,7 +34,7 @@ def manifest(built_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 def test_sources_with_a_timestamp_declare_freshness(manifest: dict) -> None:
     sources = {f"{s['source_name']}.{s['name']}": s for s in manifest["sources"].values()}
-    assert len(sources) == 16  # raw 5, ops 7, ope 2 (optional), truth 2 (simulations only)
+    assert len(sources) == 17  # raw 5, ops 8, ope 2 (optional), truth 2 (simulations only)
     timed = {
         "raw.users": "signup_ts",
         "raw.items": "published_ts",
@@ -44,6 +44,7 @@ def test_sources_with_a_timestamp_declare_freshness(manifest: dict) -> None:
         "ops.promotions": "promoted_at",
         "ops.impressions": "served_at",
         "ops.events": "received_at",
+        "ops.raw_loads": "loaded_at",
     }
     for name, field in timed.items():
         source = sources[name]

@@ -28,6 +28,7 @@ OPS_TABLES = {
     "offline_recommendations",
     "offline_holdout",
     "feature_snapshots",
+    "raw_loads",
 }
 
 

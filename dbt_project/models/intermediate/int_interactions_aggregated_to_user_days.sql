@@ -4,6 +4,10 @@ with
 interactions as (
 
     select * from {{ ref('stg_raw__interactions') }}
+    {%- if is_incremental() %}
+    -- only the days a late or new row may have changed (the lookback), recomputed whole
+    where {{ streamrec.day_index('event_ts') }} >= {{ streamrec.incremental_from_day() }}
+    {%- endif %}
 
 ),
 

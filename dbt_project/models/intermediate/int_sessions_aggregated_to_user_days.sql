@@ -4,6 +4,10 @@ with
 sessions as (
 
     select * from {{ ref('stg_raw__sessions') }}
+    {%- if is_incremental() %}
+    -- only the days a late or new row may have changed (the lookback), recomputed whole
+    where {{ streamrec.day_index('started_ts') }} >= {{ streamrec.incremental_from_day() }}
+    {%- endif %}
 
 ),
 

@@ -9,6 +9,7 @@ from streamrec.core.tables.model_version import ModelVersion
 from streamrec.core.tables.offline_holdout import OfflineHoldout
 from streamrec.core.tables.offline_recommendation import OfflineRecommendation
 from streamrec.core.tables.promotion import PROMOTION_ACTIONS, Promotion
+from streamrec.core.tables.raw_load import RawLoad
 
 __all__ = [
     "NAMING_CONVENTION",
@@ -23,4 +24,5 @@ __all__ = [
     "OfflineHoldout",
     "OfflineRecommendation",
     "Promotion",
+    "RawLoad",
 ]
