@@ -104,7 +104,7 @@ def test_the_snapshot_revision_downgrades_to_the_first_and_keeps_impressions(set
         assert "feature_snapshots" not in tables
         assert "snapshot_id" not in [column[0] for column in tables["impressions"]["columns"]]
         assert scalar(con, "select count(*) from ops.impressions") == 1
-    assert init_db(settings) == head_revision() == "8d41c7b2e5a3"
+    assert init_db(settings) == head_revision() == "7c4e2a9d1b36"  # feature_snapshots, then raw_loads
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         assert scalar(con, "select count(*) from ops.impressions where snapshot_id is null") == 1
 
