@@ -65,18 +65,23 @@ class TrainConfig:
     weight_decay: float = 1e-6  # Adam weight decay
     ranker_batch_size: int = 1024
     ranker_lr: float = 2e-3
-    ranker_negatives: int = 1  # uniform catalogue negatives per positive for the ranker (besides skips)
-    hard_negatives: int = 2  # per positive, from the two-tower's own top `negative_depth` at the row's as_of
-    neighbour_negatives: int = 2  # per positive, from the item-to-item source's top `negative_depth`
-    popularity_negatives: int = 1  # per positive, from the popularity source's top `negative_depth`
+    # Drawn negatives per positive, from each candidate source's own top `negative_depth` at the row's as_of
+    # (uniform: the catalogue). Off by default, logged skips are the ranker's negatives: on the demo world
+    # (docs/benchmarks.md, "Ranker negatives") every drawn-negative mix we measured lowered the true
+    # engagement of the ranked page, even at loss weight 0.1, because an item never shown is not evidence
+    # of low relevance; `streamrec train --tune` searches these counts and their weight on validation.
+    ranker_negatives: int = 0  # uniform catalogue negatives
+    hard_negatives: int = 0  # from the two-tower's list
+    neighbour_negatives: int = 0  # from the item-to-item source's list
+    popularity_negatives: int = 0  # from the popularity source's list
     negative_depth: int = 100  # how deep in each source's list hard negatives are drawn
     two_tower_k: int = 500  # candidates from the two-tower (FAISS) source
     neighbours_k: int = 100  # candidates from the item-to-item source
     popularity_k: int = 50  # candidates from the popularity source
     ease_k: int = 100  # candidates from the EASE source (0: none; catalogues above MAX_EASE_ITEMS have none)
-    ease_negatives: int = 1  # per positive, from the EASE source's top `negative_depth`
+    ease_negatives: int = 0  # per positive, from the EASE source's top `negative_depth`
     ease_l2: float = 100.0  # EASE's L2 weight
-    watch_weight: float = 1.0  # positive weight = 1 + watch_weight * watch seconds / mean watch seconds of plays
+    watch_weight: float = 0.2  # positive weight = 1 + watch_weight * watch seconds / mean watch seconds of plays
     drawn_negative_weight: float = 1.0  # loss weight of a negative drawn from a source (a logged skip weighs 1)
     holdout_days: int = 7  # last days held out for offline evaluation
     refit: bool = True  # after the offline evaluation, refit the served models on all history up to the latest as_of
@@ -197,14 +202,14 @@ def train_two_tower(
         if progress and task is not None:
             progress.update(task, advance=1, status=f"epoch {epoch + 1} loss {losses[-1]:.4f}")
         if valid is not None:
-            loss = _validation_loss(model, valid, cfg.temperature, train_cfg.batch_size, vocab, counts)
-            if loss < best[0]:
-                best = (loss, epoch + 1, copy.deepcopy(model.state_dict()))
+            valid_loss = _validation_loss(model, valid, cfg.temperature, train_cfg.batch_size, vocab, counts)
+            if valid_loss < best[0]:
+                best = (valid_loss, epoch + 1, copy.deepcopy(model.state_dict()))
             elif epoch + 1 - best[1] >= patience:
                 break
     if valid is not None and best[2] is not None:
         model.load_state_dict(best[2])
-        model.best_epochs = best[1]  # type: ignore[attr-defined]  # read by tuning
+        setattr(model, "best_epochs", best[1])  # noqa: B010 (read by tuning; not a TwoTower field)
     return model.eval(), losses
 
 

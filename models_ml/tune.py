@@ -25,7 +25,7 @@ from streamrec.models_ml.data import load_training_data
 from streamrec.models_ml.model import TwoTowerConfig
 
 
-def _suggest(trial: optuna.Trial, base: Any) -> tuple[Any, TwoTowerConfig]:
+def _suggest(trial: optuna.trial.BaseTrial, base: Any) -> tuple[Any, TwoTowerConfig]:
     """One trial's TrainConfig and TwoTowerConfig."""
     cfg = dataclasses.replace(
         base,

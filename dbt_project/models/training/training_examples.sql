@@ -61,7 +61,7 @@ snapshot_of_day as (
         event_days.event_day,
         max(as_of_days.as_of) as as_of
     from event_days
-    inner join as_of_days on as_of_days.as_of <= event_days.event_day
+    inner join as_of_days on event_days.event_day >= as_of_days.as_of
     group by event_days.event_day
 
 ),
