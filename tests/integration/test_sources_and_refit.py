@@ -106,3 +106,22 @@ def test_bundle_whose_source_file_was_altered_is_refused(built_home, copy_home) 
     )
     with pytest.raises(BundleMismatch, match=r"sources/item_neighbours\.parquet"):
         load_bundle(bundle_dir, expected_version="valt")
+
+
+def test_tune_stores_the_chosen_values_and_versions_shows_them(built_home, copy_home) -> None:
+    """A 1-second budget still runs one trial; its values train the bundle and `streamrec versions` lists them."""
+    from typer.testing import CliRunner
+
+    from streamrec.cli.main import app
+
+    settings = copy_home(built_home)
+    train(settings, epochs=2, seed=5, version="vtuned", refit=False, tune_seconds=1.0)
+    metrics = verify_bundle(settings.artifacts_dir / "vtuned", expected_version="vtuned").metrics
+    tuning = metrics["tuning"]
+    assert tuning["tuned"] is True and tuning["trials"] >= 1
+    assert 1 <= tuning["params"]["epochs"] <= 2
+    for name in ("lr", "weight_decay", "temperature", "id_dim", "batch_size", "neighbours_k", "ease_k"):
+        assert metrics["hyperparameters"][name] == tuning["params"][name], name
+    result = CliRunner().invoke(app, ["versions"], env={"STREAMREC_HOME": str(settings.home), "COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "tuned (" in result.output and "temperature=" in result.output
