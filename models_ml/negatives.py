@@ -185,13 +185,16 @@ def ranker_rows(
             x_keys = _snapshot_matrix(keys, e_users[ok], e_pos[ok], np.ones(int(ok.sum())), width)
             x_keys.data[:] = 1.0
             ez = np.asarray(x_keys @ weights, dtype=np.float64)  # (K, width)
+            no_history = np.asarray(x_keys.sum(axis=1)).ravel() == 0
         else:
             ez = np.zeros_like(nb)
+            no_history = np.ones(len(keys), dtype=bool)
         ez_rank = (
             _row_ranks(ez, sizes.ease, positive_only=False)
             if sizes.ease > 0 and ez.any()
             else np.full(ez.shape, float(sizes.ease + 1))
         )
+        ez_rank[no_history] = sizes.ease + 1  # serving's constant for a user without positives (or no EASE)
         tt_rank = _row_ranks(tt, sizes.two_tower, positive_only=False)
         nb_rank = _row_ranks(nb, sizes.neighbours, positive_only=True)
         pop_rank = ranks_desc(pop_score[lo:hi], sizes.popularity)

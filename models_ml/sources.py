@@ -187,18 +187,35 @@ def source_inputs(
     ease_scores: np.ndarray,
 ) -> Mapping[str, np.ndarray]:
     """Per candidate row: each source's rank input and the neighbour / EASE scores (SOURCE_FEATURES by name)."""
-    n_items = len(sources.popularity_rank)
-    tt_rank = np.full(n_items, float(sources.sizes.two_tower + 1))
-    listed = two_tower_rows[: sources.sizes.two_tower]
-    tt_rank[listed] = np.arange(1, len(listed) + 1, dtype=np.float64)
+    nb_listed = np.flatnonzero(neighbour_scores > 0)
+    nb_listed = nb_listed[np.lexsort((nb_listed, -neighbour_scores[nb_listed]))]
     return {
-        TWO_TOWER_RANK.name: tt_rank[rows],
+        TWO_TOWER_RANK.name: list_ranks(rows, two_tower_rows, sources.sizes.two_tower),
         NEIGHBOUR_SCORE.name: neighbour_scores[rows],
-        NEIGHBOUR_RANK.name: ranks_desc(neighbour_scores, sources.sizes.neighbours)[rows],
+        NEIGHBOUR_RANK.name: list_ranks(rows, nb_listed, sources.sizes.neighbours),
         POPULARITY_RANK.name: sources.popularity_rank[rows],
-        EASE_SCORE.name: ease_scores[rows],
-        EASE_RANK.name: ranks_all(ease_scores, sources.sizes.ease)[rows],
+        EASE_SCORE.name: ease_scores[rows] if len(ease_scores) else np.zeros(len(rows)),
+        EASE_RANK.name: (
+            ranks_all(ease_scores, sources.sizes.ease)[rows]
+            if len(ease_scores)
+            else np.full(len(rows), float(sources.sizes.ease + 1))
+        ),
     }
+
+
+def list_ranks(rows: np.ndarray, listed: np.ndarray, cap: int) -> np.ndarray:
+    """1-based position of each of `rows` in the ranked list `listed` (best first), cap + 1 past `cap` or absent.
+
+    Costs O(cap log cap + len(rows)), never the catalogue's size: what a request can afford at 1M items.
+    """
+    top = np.asarray(listed, dtype=np.int64)[:cap]
+    out = np.full(len(rows), float(cap + 1))
+    if len(top) and len(rows):
+        order = np.argsort(top, kind="stable")
+        pos = np.clip(np.searchsorted(top[order], rows), 0, len(top) - 1)
+        hit = top[order][pos] == rows
+        out[hit] = order[pos[hit]] + 1.0
+    return out
 
 
 def ranks_all(scores: np.ndarray, cap: int) -> np.ndarray:
