@@ -88,6 +88,7 @@ class Manifest:
     sizes: Mapping[str, int]
     sha256: str
     bundle_dir: Path
+    candidate_sources: list[dict[str, Any]] = field(default_factory=list)  # name, k, files (empty: two-tower only)
 
 
 @dataclass
@@ -105,6 +106,10 @@ class LoadedBundle:
     online_user_features: pa.Table
     online_item_features: pa.Table
     extras: dict[str, Any] = field(default_factory=dict)
+    item_neighbours: pa.Table | None = None  # the item-to-item source's rows (None: a bundle without it)
+    user_recent_items: pa.Table | None = None
+    ease_weights: np.ndarray | None = None  # (n_items, n_items) float32 (None: a bundle without EASE)
+    user_history: pa.Table | None = None
 
 
 def file_sha256(path: Path) -> str:
@@ -158,6 +163,7 @@ def write_manifest(bundle_dir: Path | str, meta: Mapping[str, Any]) -> str:
         "index_kind": str(meta["index_kind"]),
         "index_recall_at_500": float(meta["index_recall_at_500"]),
         "metrics": dict(meta.get("metrics") or {}),
+        "candidate_sources": list(meta.get("candidate_sources") or []),
         "files": {name: file_sha256(bundle_dir / name) for name in names},
         "sizes": {name: (bundle_dir / name).stat().st_size for name in names},
     }
@@ -196,6 +202,7 @@ def read_manifest(bundle_dir: Path | str) -> Manifest:
         sizes={str(k): int(v) for k, v in raw["sizes"].items()},
         sha256=hashlib.sha256(raw_bytes).hexdigest(),
         bundle_dir=bundle_dir,
+        candidate_sources=[dict(source) for source in raw.get("candidate_sources") or [] if isinstance(source, dict)],
     )
 
 
@@ -347,6 +354,54 @@ def _check_index_holds_embeddings(bundle_dir: Path, index: Any, embeddings: np.n
         )
 
 
+def _check_sources(manifest: Manifest, ranker: Mapping[str, Any], item_ids: np.ndarray) -> None:
+    """Every candidate source's files are hashed in the manifest (so _check_files covered them), the item-to-item
+    tables hold only catalogue items, and a ranker that reads a source's inputs has that source."""
+    import pyarrow.parquet as pq
+
+    from streamrec.models_ml.sources import NEIGHBOUR_SCORE, NEIGHBOURS_FILE, RECENT_ITEMS_FILE
+
+    bundle_dir = manifest.bundle_dir
+    names = {str(source.get("name")) for source in manifest.candidate_sources}
+    for source in manifest.candidate_sources:
+        for name in source.get("files") or []:
+            if name not in manifest.files:
+                raise BundleMismatch(
+                    f"bundle {bundle_dir}: candidate source {source.get('name')} serves from {name}, "
+                    f"which {MANIFEST_NAME} does not hash"
+                )
+    if NEIGHBOUR_SCORE.name in (ranker.get("feature_names") or []) and "item_neighbours" not in names:
+        raise BundleMismatch(
+            f"bundle {bundle_dir}: {RANKER_FILE} reads the item-to-item source's inputs but {MANIFEST_NAME} "
+            "lists no item_neighbours source"
+        )
+    if "ease" in names:
+        from streamrec.models_ml.sources import EASE_WEIGHTS_FILE
+
+        shape = np.load(bundle_dir / EASE_WEIGHTS_FILE, mmap_mode="r").shape
+        if shape != (len(item_ids), len(item_ids)):
+            raise BundleMismatch(
+                f"bundle {bundle_dir}: {EASE_WEIGHTS_FILE} has shape {shape}, "
+                f"expected ({len(item_ids)}, {len(item_ids)}) like {ITEM_IDS_FILE}"
+            )
+    if "item_neighbours" in names:
+        catalogue = set(np.asarray(item_ids).tolist())
+        for name, columns in ((NEIGHBOURS_FILE, ("item_id", "neighbour_item_id")), (RECENT_ITEMS_FILE, ("item_id",))):
+            try:
+                table = pq.read_table(bundle_dir / name)
+            except Exception as exc:  # pyarrow raises several types for a damaged file
+                raise BundleMismatch(f"bundle {bundle_dir}: {name} is not a readable Parquet file ({exc})") from exc
+            for column in columns:
+                if column not in table.column_names:
+                    raise BundleMismatch(f"bundle {bundle_dir}: {name} has no {column} column")
+                unknown = set(table.column(column).to_pylist()) - catalogue
+                if unknown:
+                    raise BundleMismatch(
+                        f"bundle {bundle_dir}: {name} {column} holds {len(unknown)} items not in {ITEM_IDS_FILE} "
+                        f"(e.g. {min(unknown)}): the source and the index are not from one version"
+                    )
+
+
 def _verify(
     bundle_dir: Path,
     expected_version: str | None,
@@ -375,6 +430,7 @@ def _verify(
     ranker = _load_checkpoint(bundle_dir / RANKER_FILE)
     schema = _check_contract(manifest, contract or load_contract(), retrieval, ranker)
     index, item_ids, embeddings = _check_shapes(manifest, retrieval)
+    _check_sources(manifest, ranker, item_ids)
     return manifest, {"index": index, "item_ids": item_ids, "item_embeddings": embeddings, "feature_schema": schema}
 
 
@@ -411,9 +467,12 @@ def load_bundle(
 
     from streamrec.models_ml.model import load_two_tower
     from streamrec.models_ml.ranker import load_ranker
+    from streamrec.models_ml.sources import EASE_WEIGHTS_FILE, NEIGHBOURS_FILE, RECENT_ITEMS_FILE, USER_HISTORY_FILE
 
     bundle_dir = Path(bundle_dir)
     manifest, parts = _verify(bundle_dir, expected_version, contract, expected_manifest_sha256)
+    has_neighbours = any(source.get("name") == "item_neighbours" for source in manifest.candidate_sources)
+    has_ease = any(source.get("name") == "ease" for source in manifest.candidate_sources)
     return LoadedBundle(
         manifest=manifest,
         two_tower=load_two_tower(bundle_dir / RETRIEVAL_FILE),
@@ -425,4 +484,8 @@ def load_bundle(
         reference_distributions=json.loads((bundle_dir / REFERENCE_FILE).read_text()),
         online_user_features=pq.read_table(bundle_dir / ONLINE_USER_FILE),
         online_item_features=pq.read_table(bundle_dir / ONLINE_ITEM_FILE),
+        item_neighbours=pq.read_table(bundle_dir / NEIGHBOURS_FILE) if has_neighbours else None,
+        user_recent_items=pq.read_table(bundle_dir / RECENT_ITEMS_FILE) if has_neighbours else None,
+        ease_weights=np.load(bundle_dir / EASE_WEIGHTS_FILE) if has_ease else None,
+        user_history=pq.read_table(bundle_dir / USER_HISTORY_FILE) if has_ease else None,
     )

@@ -39,7 +39,7 @@ class TrainingData:
 
     user_features: list[Feature]  # contract user features, contract order
     item_features: list[Feature]  # contract item features, contract order
-    examples: Columns  # training_examples rows before the split (labels + point-in-time features)
+    examples: Columns  # training_examples rows before the split (labels, watch seconds, point-in-time features)
     item_grid: Columns  # item features at every as_of before the split (to sample ranker negatives in time)
     user_snapshot_split: Columns  # user features at the split as_of (offline evaluation)
     item_snapshot_split: Columns  # item features at the split as_of (offline evaluation)
@@ -48,6 +48,9 @@ class TrainingData:
     seen_pairs: Columns  # distinct (user_id, item_id) interacted with before the split (any event)
     holdout_pairs: Columns  # distinct (user_id, item_id) positives in the holdout window, not seen before
     item_popularity: Columns  # item_id, positives before the split (the popularity baseline)
+    recent_items: Columns  # features.user_recent_items up to the split: as_of, user_id, item_id
+    item_neighbours: Columns  # features.item_neighbours up to the split: as_of, item_id, neighbour_item_id, score
+    positive_events: Columns  # raw positives before the split: user_id, item_id, event_ts (EASE's input)
     latest_as_of: dt.datetime
     split_as_of: dt.datetime
 
@@ -69,12 +72,18 @@ def features_names(features: Sequence[Feature]) -> list[str]:
     return [f.name for f in features]
 
 
-def load_training_data(settings: Settings, contract: FeatureContract, holdout_days: int = 7) -> TrainingData:
-    """Read, validate and split everything training and offline evaluation need (one read-only connection)."""
+def load_training_data(
+    settings: Settings, contract: FeatureContract, holdout_days: int = 7, holdout_window_days: int | None = None
+) -> TrainingData:
+    """Read, validate and split everything training and offline evaluation need (one read-only connection).
+
+    `holdout_window_days`: only the first that many days after the split are ground truth (tuning's
+    validation window, which stops where the offline evaluation's holdout starts); default: all of them.
+    """
     user_feats = contract.for_entity("user")
     item_feats = contract.for_entity("item")
     with connect(settings, read_only=True) as con:
-        for table in ("user_features", "item_features", "training_examples"):
+        for table in ("user_features", "item_features", "training_examples", "user_recent_items", "item_neighbours"):
             if not table_exists(con, "features", table):
                 raise StreamRecError(
                     f"{settings.warehouse_path} has no features.{table}: run `streamrec build` before training"
@@ -102,6 +111,7 @@ def load_training_data(settings: Settings, contract: FeatureContract, holdout_da
                 "event_ts",
                 "as_of",
                 "label",
+                "watch_seconds",
                 *features_names(user_feats + item_feats),
             ]
         )
@@ -113,7 +123,27 @@ def load_training_data(settings: Settings, contract: FeatureContract, holdout_da
         item_grid = read_columns(
             con, f"select {item_cols} from features.item_features where as_of < ? order by as_of, item_id", [split]
         )
+        recent_items = read_columns(
+            con,
+            "select as_of, user_id, item_id from features.user_recent_items where as_of <= ? order by all",
+            [split],
+        )
+        neighbours = read_columns(
+            con,
+            "select as_of, item_id, neighbour_item_id, similarity_score from features.item_neighbours "
+            "where as_of <= ? order by as_of, item_id, neighbour_rank",
+            [split],
+        )
         positive = ", ".join(f"'{e}'" for e in POSITIVE_EVENT_TYPES)
+        holdout_end = (
+            split + dt.timedelta(days=holdout_window_days) if holdout_window_days else latest + dt.timedelta(days=1)
+        )
+        positive_events = read_columns(
+            con,
+            "select user_id, item_id, event_ts from raw.interactions "
+            f"where event_ts < ? and event_type in ({positive}) order by event_ts, user_id, item_id",
+            [split],
+        )
         seen = read_columns(
             con, "select distinct user_id, item_id from raw.interactions where event_ts < ? order by all", [split]
         )
@@ -122,14 +152,14 @@ def load_training_data(settings: Settings, contract: FeatureContract, holdout_da
             f"""
             select distinct h.user_id, h.item_id
             from raw.interactions h
-            where h.event_ts >= ? and h.event_type in ({positive})
+            where h.event_ts >= ? and h.event_ts < ? and h.event_type in ({positive})
               and not exists (
                 select 1 from raw.interactions s
                 where s.user_id = h.user_id and s.item_id = h.item_id and s.event_ts < ?
               )
             order by all
             """,
-            [split, split],
+            [split, holdout_end, split],
         )
         popularity = read_columns(
             con,
@@ -162,6 +192,9 @@ def load_training_data(settings: Settings, contract: FeatureContract, holdout_da
         seen_pairs=seen,
         holdout_pairs=holdout,
         item_popularity=popularity,
+        recent_items=recent_items,
+        item_neighbours=neighbours,
+        positive_events=positive_events,
         latest_as_of=latest,
         split_as_of=split,
     )

@@ -24,8 +24,9 @@ from streamrec.core.warehouse import connect, transaction
 from streamrec.models_ml.data import TrainingData
 from streamrec.models_ml.index import build_index, search
 from streamrec.models_ml.model import TwoTower
-from streamrec.models_ml.ranker import TWO_TOWER_SCORE, Ranker
-from streamrec.models_ml.tensors import to_tensors
+from streamrec.models_ml.ranker import Ranker
+from streamrec.models_ml.sources import CandidateSources, SourceSizes, build_sources, merged_candidates
+from streamrec.models_ml.tensors import take_rows, to_tensors
 
 RETRIEVAL_K = 500
 RANKING_K = 10
@@ -84,8 +85,49 @@ def metrics_at_k(user_ids: np.ndarray, lists: PolicyLists, holdout: Mapping[int,
     return {f"recall@{k}": float(np.mean(recall)), f"ndcg@{k}": float(np.mean(ndcg)), f"hit@{k}": float(np.mean(hit))}
 
 
-def recommend_offline(model: TwoTower, ranker: Ranker, data: TrainingData) -> OfflineResult:
-    """Both policies' top-500 retrieval and top-10 ranking for every held-out user with split-time features."""
+def split_sources(
+    data: TrainingData, item_emb: np.ndarray, sizes: SourceSizes, ease_l2: float = 100.0
+) -> CandidateSources:
+    """The candidate sources as they stood at the split (neighbours, recent items, popularity at split as_of)."""
+    import scipy.sparse as sp
+
+    from streamrec.models_ml.ease import MAX_EASE_ITEMS, fit_ease
+    from streamrec.models_ml.sources import catalogue_rows
+
+    at_split_n = data.item_neighbours["as_of"] == np.datetime64(data.split_as_of)
+    at_split_r = data.recent_items["as_of"] == np.datetime64(data.split_as_of)
+    item_ids = data.item_snapshot_split["item_id"].astype(np.int64)
+    weights, history = None, None
+    if sizes.ease > 0 and len(item_ids) <= MAX_EASE_ITEMS:
+        events = data.positive_events
+        cols = catalogue_rows(item_ids, events["item_id"])
+        ok = cols >= 0
+        users, rows = np.unique(events["user_id"][ok].astype(np.int64), return_inverse=True)
+        x = sp.csr_matrix((np.ones(int(ok.sum())), (rows, cols[ok])), shape=(len(users), len(item_ids)))
+        x.data[:] = 1.0
+        weights = fit_ease(x, ease_l2)
+        history = {"user_id": events["user_id"][ok], "item_id": events["item_id"][ok]}
+    return build_sources(
+        item_ids,
+        take_rows(data.item_neighbours, at_split_n),
+        take_rows(data.recent_items, at_split_r),
+        data.item_snapshot_split["item_popularity_30d_score"],
+        item_emb,
+        sizes,
+        ease_weights=weights,
+        history=history,
+    )
+
+
+def recommend_offline(
+    model: TwoTower, ranker: Ranker, data: TrainingData, sizes: SourceSizes | None = None, ease_l2: float = 100.0
+) -> OfflineResult:
+    """Both policies' top-500 retrieval and top-10 ranking for every held-out user with split-time features.
+
+    The model's ranking is the served pipeline's: the merged candidates of every source at the split
+    (two-tower, item-to-item, popularity), their source inputs, then the ranker; seen items dropped.
+    """
+    sizes = sizes or SourceSizes()
     holdout = _group(data.holdout_pairs["user_id"], data.holdout_pairs["item_id"])
     seen = _group(data.seen_pairs["user_id"], data.seen_pairs["item_id"])
     split_users = data.user_snapshot_split["user_id"].astype(np.int64)
@@ -102,18 +144,26 @@ def recommend_offline(model: TwoTower, ranker: Ranker, data: TrainingData) -> Of
     item_emb = embed(model.item_embedding, item_t)  # (N, d)
     index, _ = build_index(item_emb, queries=user_emb)
     max_seen = max((len(seen.get(u, ())) for u in user_ids.tolist()), default=0)
-    scores, rows = search(index, user_emb, RETRIEVAL_K + max_seen)
+    scores, rows = search(index, user_emb, max(RETRIEVAL_K + max_seen, sizes.two_tower))
+    sources = split_sources(data, item_emb, sizes, ease_l2)
+    split_popularity = np.nan_to_num(data.item_snapshot_split["item_popularity_30d_score"].astype(np.float64))
+    popular_rows = np.lexsort((item_ids, -split_popularity))  # the popularity source's list, ties by item id
 
     lists = {key: PolicyLists() for key in (("model", "retrieval"), ("model", "ranking"))}
     lists |= {("popularity", "retrieval"): PolicyLists(), ("popularity", "ranking"): PolicyLists()}
     candidates: list[np.ndarray] = []
+    inputs: list[dict[str, np.ndarray]] = []
     for n, user in enumerate(user_ids.tolist()):
         user_seen = seen.get(user, set())
         unseen = [j for j, r in enumerate(rows[n].tolist()) if r >= 0 and int(item_ids[r]) not in user_seen]
         keep = np.array(unseen[:RETRIEVAL_K], dtype=np.int64)
-        candidates.append(rows[n][keep])
         lists["model", "retrieval"].items.append(item_ids[rows[n][keep]])
         lists["model", "retrieval"].scores.append(scores[n][keep].astype(np.float64))
+        found = rows[n][rows[n] >= 0][: sizes.two_tower]
+        merged, named = merged_candidates(sources, user, user_emb[n : n + 1], found, popular_rows)
+        fresh = ~np.isin(item_ids[merged], np.fromiter(user_seen, dtype=np.int64, count=len(user_seen)))
+        candidates.append(merged[fresh])
+        inputs.append({name: values[fresh] for name, values in named.items()})
 
     ranker.eval()
     for start in range(0, len(user_ids), CHUNK_USERS):
@@ -121,9 +171,8 @@ def recommend_offline(model: TwoTower, ranker: Ranker, data: TrainingData) -> Of
         pair_user = np.concatenate([np.full(len(candidates[n]), user_rows[n]) for n in chunk])
         pair_item = np.concatenate([candidates[n] for n in chunk])
         batch = _gather(user_t, pair_user) | _gather(item_t, pair_item)
-        batch[TWO_TOWER_SCORE.name] = torch.from_numpy(
-            np.concatenate([lists["model", "retrieval"].scores[n] for n in chunk]).astype(np.float32)
-        )
+        for name in inputs[chunk[0]] if len(chunk) else ():
+            batch[name] = torch.from_numpy(np.concatenate([inputs[n][name] for n in chunk]).astype(np.float32))
         with torch.inference_mode():
             logits = ranker(batch).numpy()
         offset = 0
@@ -132,7 +181,7 @@ def recommend_offline(model: TwoTower, ranker: Ranker, data: TrainingData) -> Of
             part = logits[offset : offset + size]
             offset += size
             order = np.argsort(-part, kind="stable")[:RANKING_K]
-            lists["model", "ranking"].items.append(lists["model", "retrieval"].items[n][order])
+            lists["model", "ranking"].items.append(item_ids[candidates[n][order]])
             lists["model", "ranking"].scores.append(part[order].astype(np.float64))
 
     counts = dict(

@@ -155,9 +155,16 @@ def make_ranker(features: Sequence[Feature], cfg: RankerConfig | None = None) ->
     return Ranker(cfg)
 
 
-def bce_loss(logits: Tensor, labels: Tensor) -> Tensor:
-    """Binary cross-entropy on engagement labels (1 = play/complete/like, 0 = skip)."""
-    return F.binary_cross_entropy_with_logits(logits, labels.to(torch.float32))
+def bce_loss(logits: Tensor, labels: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Binary cross-entropy on engagement labels (1 = play/complete/like, 0 = skip), optionally weighted per row.
+
+    With `weights` (e.g. positives by watch seconds) the loss is the weighted mean, so a row of weight 2
+    counts as two rows: the ranker then orders by expected watch-weighted engagement.
+    """
+    labels = labels.to(torch.float32)
+    if weights is None:
+        return F.binary_cross_entropy_with_logits(logits, labels)
+    return (F.binary_cross_entropy_with_logits(logits, labels, reduction="none") * weights).sum() / weights.sum()
 
 
 def save_ranker(ranker: Ranker, path: Path, contract_sha256: str) -> None:

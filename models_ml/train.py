@@ -10,6 +10,8 @@ version. It never promotes: `streamrec promote VERSION` does that.
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -24,6 +26,7 @@ from typing import Any
 
 import faiss
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from rich.console import Console
@@ -34,11 +37,20 @@ from streamrec.contracts.schema import Feature, FeatureContract, load_contract
 from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import Settings
 from streamrec.core.warehouse import connect, table_exists
+from streamrec.models_ml.bundle import EMBEDDINGS_FILE, INDEX_FILE, ITEM_IDS_FILE, ONLINE_ITEM_FILE
 from streamrec.models_ml.data import TrainingData, load_training_data
 from streamrec.models_ml.index import build_index
 from streamrec.models_ml.model import TwoTower, TwoTowerConfig, feature_to_dict, in_batch_softmax_loss, save_two_tower
 from streamrec.models_ml.offline import embed, recommend_offline, write_offline
 from streamrec.models_ml.ranker import TWO_TOWER_SCORE, Ranker, bce_loss, make_ranker, save_ranker
+from streamrec.models_ml.sources import (
+    EASE_WEIGHTS_FILE,
+    NEIGHBOURS_FILE,
+    RECENT_ITEMS_FILE,
+    SOURCE_FEATURES,
+    USER_HISTORY_FILE,
+    SourceSizes,
+)
 from streamrec.models_ml.tensors import take_rows, to_tensors
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -53,8 +65,32 @@ class TrainConfig:
     weight_decay: float = 1e-6  # Adam weight decay
     ranker_batch_size: int = 1024
     ranker_lr: float = 2e-3
-    ranker_negatives: int = 4  # uniform catalogue negatives per positive for the ranker (besides skips)
+    # Drawn negatives per positive, from each candidate source's own top `negative_depth` at the row's as_of
+    # (uniform: the catalogue). Off by default, logged skips are the ranker's negatives: on the demo world
+    # (docs/benchmarks.md, "Ranker negatives") every drawn-negative mix we measured lowered the true
+    # engagement of the ranked page, even at loss weight 0.1, because an item never shown is not evidence
+    # of low relevance; `streamrec train --tune` searches these counts and their weight on validation.
+    ranker_negatives: int = 0  # uniform catalogue negatives
+    hard_negatives: int = 0  # from the two-tower's list
+    neighbour_negatives: int = 0  # from the item-to-item source's list
+    popularity_negatives: int = 0  # from the popularity source's list
+    negative_depth: int = 100  # how deep in each source's list hard negatives are drawn
+    two_tower_k: int = 500  # candidates from the two-tower (FAISS) source
+    neighbours_k: int = 100  # candidates from the item-to-item source
+    popularity_k: int = 50  # candidates from the popularity source
+    ease_k: int = 100  # candidates from the EASE source (0: none; catalogues above MAX_EASE_ITEMS have none)
+    ease_negatives: int = 0  # per positive, from the EASE source's top `negative_depth`
+    ease_l2: float = 100.0  # EASE's L2 weight
+    watch_weight: float = 0.2  # positive weight = 1 + watch_weight * watch seconds / mean watch seconds of plays
+    drawn_negative_weight: float = 1.0  # loss weight of a negative drawn from a source (a logged skip weighs 1)
     holdout_days: int = 7  # last days held out for offline evaluation
+    refit: bool = True  # after the offline evaluation, refit the served models on all history up to the latest as_of
+
+    def source_sizes(self) -> SourceSizes:
+        """How many candidates each source proposes (recorded in the manifest, read by serving)."""
+        return SourceSizes(
+            two_tower=self.two_tower_k, neighbours=self.neighbours_k, popularity=self.popularity_k, ease=self.ease_k
+        )
 
 
 def default_version() -> str:
@@ -110,8 +146,16 @@ def train_two_tower(
     cfg: TwoTowerConfig | None = None,
     train_cfg: TrainConfig | None = None,
     progress: Progress | None = None,
+    valid: Mapping[str, Tensor] | None = None,
+    patience: int = 1,
 ) -> tuple[TwoTower, list[float]]:
-    """Fit both towers on positive (user, item) rows with in-batch softmax + logQ; returns model and epoch losses."""
+    """Fit both towers on positive (user, item) rows with in-batch softmax + logQ; returns model and epoch losses.
+
+    With `valid` (positives held out of `positives`), `epochs` is a maximum: training stops once the
+    validation loss has not improved for `patience` epochs and the best epoch's weights are kept; the
+    returned losses then hold one entry per epoch run (len(losses) - patience is the chosen epoch count
+    when it stopped early).
+    """
     cfg = cfg or TwoTowerConfig()
     train_cfg = train_cfg or TrainConfig()
     user_ids, item_ids = positives["user_id"], positives["item_id"]
@@ -131,6 +175,7 @@ def train_two_tower(
 
     optimiser = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     generator = torch.Generator().manual_seed(seed)
+    best: tuple[float, int, dict[str, Tensor] | None] = (float("inf"), 0, None)
     n = len(user_ids)
     losses: list[float] = []
     task = progress.add_task("two-tower", total=epochs, status="") if progress else None
@@ -156,7 +201,42 @@ def train_two_tower(
         losses.append(total / max(steps, 1))
         if progress and task is not None:
             progress.update(task, advance=1, status=f"epoch {epoch + 1} loss {losses[-1]:.4f}")
+        if valid is not None:
+            valid_loss = _validation_loss(model, valid, cfg.temperature, train_cfg.batch_size, vocab, counts)
+            if valid_loss < best[0]:
+                best = (valid_loss, epoch + 1, copy.deepcopy(model.state_dict()))
+            elif epoch + 1 - best[1] >= patience:
+                break
+    if valid is not None and best[2] is not None:
+        model.load_state_dict(best[2])
+        setattr(model, "best_epochs", best[1])  # noqa: B010 (read by tuning; not a TwoTower field)
     return model.eval(), losses
+
+
+@torch.inference_mode()
+def _validation_loss(
+    model: TwoTower, valid: Mapping[str, Tensor], temperature: float, batch_size: int, vocab: Tensor, counts: Tensor
+) -> float:
+    """Mean in-batch softmax loss on held-out positives, batches in row order (deterministic)."""
+    model.eval()
+    item_ids = valid["item_id"]
+    share = counts.double() / counts.sum()
+    pos = torch.searchsorted(vocab, item_ids).clamp(max=len(vocab) - 1)
+    known = vocab[pos] == item_ids
+    log_q = torch.where(known, torch.log(share[pos]), torch.log(share.min())).float()
+    total, steps = 0.0, 0
+    for start in range(0, len(item_ids) - 1, batch_size):
+        index = torch.arange(start, min(len(item_ids), start + batch_size))
+        if len(index) < 2:
+            continue
+        batch = _subset(valid, index)
+        loss = in_batch_softmax_loss(
+            model.user_embedding(batch), model.item_embedding(batch), batch["item_id"], log_q[index], temperature
+        )
+        total += float(loss)
+        steps += 1
+    model.train()
+    return total / max(steps, 1)
 
 
 @torch.inference_mode()
@@ -178,8 +258,9 @@ def train_ranker(
     seed: int,
     train_cfg: TrainConfig | None = None,
     progress: Progress | None = None,
+    weights: Tensor | None = None,
 ) -> tuple[Ranker, list[float]]:
-    """Fit the ranker with BCE on engagement labels over the named features; returns model and epoch losses."""
+    """Fit the ranker with (weighted) BCE on engagement labels over the named features; returns model and losses."""
     train_cfg = train_cfg or TrainConfig()
     ranker = make_ranker(features)
     ranker.encoder.fit_norm(examples)
@@ -191,7 +272,9 @@ def train_ranker(
     for epoch in range(epochs):
         total, steps = 0.0, 0
         for index in _batches(len(labels), train_cfg.ranker_batch_size, generator):
-            loss = bce_loss(ranker(_subset(examples, index)), labels[index])
+            loss = bce_loss(
+                ranker(_subset(examples, index)), labels[index], None if weights is None else weights[index]
+            )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -203,27 +286,24 @@ def train_ranker(
     return ranker.eval(), losses
 
 
-def sample_negatives(data: TrainingData, per_positive: int, seed: int) -> dict[str, np.ndarray]:
-    """Uniformly drawn catalogue items as label-0 rows for the ranker, with features from the positive's own day.
+def watch_weights(labels: np.ndarray, watch_seconds: np.ndarray, watch_weight: float) -> np.ndarray:
+    """Per-row loss weights: 1 for negatives, 1 + watch_weight * watch / mean play watch for positives.
 
-    Skips alone teach the ranker play-vs-skip among items already shown; ranking 500 retrieved
-    candidates also needs "not interesting at all", which uniform negatives supply. Each negative
-    takes the user features of a positive row and an item's features at the same as_of, so it is
-    as point-in-time correct as the positive.
+    The simulator's second outcome is watch time: a ranker trained on engagement alone happily fills a page
+    with short items that get played and left, and the personalised pages lost watch time to popularity.
+    Weighting each positive by its watch seconds makes the objective the watch-weighted engagement. Positives
+    without watch seconds (complete, like: the play carries them) keep weight 1; the positives' weights are
+    rescaled to mean 1 so the positive/negative balance of the loss does not move.
     """
-    rng = np.random.default_rng(seed)
-    positives = np.flatnonzero(data.examples["label"] == 1).repeat(per_positive)
-    grid_as_of = data.item_grid["as_of"]
-    example_as_of = data.examples["as_of"][positives]
-    start = np.searchsorted(grid_as_of, example_as_of, side="left")
-    stop = np.searchsorted(grid_as_of, example_as_of, side="right")
-    usable = stop > start
-    positives, start, stop = positives[usable], start[usable], stop[usable]
-    item_rows = start + (rng.random(len(start)) * (stop - start)).astype(np.int64)
-    out = {name: data.examples[name][positives] for name in ["user_id", *(f.name for f in data.user_features)]}
-    out |= {name: data.item_grid[name][item_rows] for name in ["item_id", *(f.name for f in data.item_features)]}
-    out["label"] = np.zeros(len(positives), dtype=np.int64)
-    return out
+    labels = np.asarray(labels)
+    watch = np.nan_to_num(np.asarray(watch_seconds, dtype=np.float64))
+    weights = np.ones(len(labels), dtype=np.float64)
+    positive = labels == 1
+    played = positive & (watch > 0)
+    if watch_weight > 0 and played.any():
+        weights[positive] = 1.0 + watch_weight * watch[positive] / watch[played].mean()
+        weights[positive] /= weights[positive].mean()
+    return weights.astype(np.float32)
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
@@ -262,6 +342,35 @@ def _reference_distributions(
     return {"source": f"computed from the feature snapshot at {as_of.isoformat()}", "features": out}
 
 
+def _write_ease_files(staging: Path, data: TrainingData, item_ids: np.ndarray, train_cfg: TrainConfig) -> SourceSizes:
+    """EASE fitted on every positive of `data` (catalogue row order) and each user's positives; returns the sizes.
+
+    A catalogue above MAX_EASE_ITEMS gets no EASE source (its size 0 in the manifest): the ranker's EASE
+    inputs are then constant, in training as in serving.
+    """
+    import scipy.sparse as sp
+
+    from streamrec.models_ml.ease import MAX_EASE_ITEMS, fit_ease
+    from streamrec.models_ml.sources import catalogue_rows
+
+    sizes = train_cfg.source_sizes()
+    if sizes.ease <= 0 or len(item_ids) > MAX_EASE_ITEMS:
+        return SourceSizes(sizes.two_tower, sizes.neighbours, sizes.popularity, ease=0)
+    events = data.positive_events
+    cols = catalogue_rows(item_ids, events["item_id"])
+    ok = cols >= 0
+    users, rows = np.unique(events["user_id"][ok].astype(np.int64), return_inverse=True)
+    x = sp.csr_matrix((np.ones(int(ok.sum())), (rows, cols[ok])), shape=(len(users), len(item_ids)))
+    x.data[:] = 1.0
+    np.save(staging / EASE_WEIGHTS_FILE, fit_ease(x, train_cfg.ease_l2))
+    coo = x.tocoo()
+    history = pa.table(
+        {"user_id": pa.array(users[coo.row], pa.int64()), "item_id": pa.array(item_ids[coo.col], pa.int64())}
+    )
+    pq.write_table(history, staging / USER_HISTORY_FILE)
+    return sizes
+
+
 def _write_bundle_files(
     settings: Settings,
     staging: Path,
@@ -288,7 +397,7 @@ def _write_bundle_files(
     schema = {
         "contract_sha256": contract.sha256,
         "features": [feature_to_dict(f) for f in features],
-        "derived_features": [feature_to_dict(TWO_TOWER_SCORE)],
+        "derived_features": [feature_to_dict(f) for f in (TWO_TOWER_SCORE, *SOURCE_FEATURES)],
     }
     (staging / "feature_schema.json").write_text(json.dumps(schema, indent=2))
 
@@ -304,12 +413,162 @@ def _write_bundle_files(
             pq.write_table(arrow, online / f"{table}.parquet")
         latest = data.user_snapshot_latest | data.item_snapshot_latest
         reference = _reference_distributions(con, latest, features, data.latest_as_of)
+        # The item-to-item source at the serving as_of: what serving reads instead of the warehouse.
+        (staging / "sources").mkdir()
+        for table, path, cols, order in (
+            (
+                "item_neighbours",
+                NEIGHBOURS_FILE,
+                "item_id, neighbour_item_id, similarity_score, neighbour_rank",
+                "item_id, neighbour_rank",
+            ),
+            ("user_recent_items", RECENT_ITEMS_FILE, "user_id, item_id, recency_rank", "user_id, recency_rank"),
+        ):
+            arrow = con.sql(
+                f"select {cols} from features.{table} where as_of = ? order by {order}", params=[data.latest_as_of]
+            ).to_arrow_table()
+            pq.write_table(arrow, staging / path)
     (staging / "reference_distributions.json").write_text(json.dumps(reference, indent=2, default=str))
     return item_ids, info
 
 
-def train(settings: Settings, epochs: int = 3, seed: int = 7, version: str | None = None) -> str:
-    """Train, index, bundle, register and write offline rows for one version; returns a one-paragraph summary."""
+def candidate_sources(sizes: SourceSizes, ease_l2: float) -> list[dict[str, Any]]:
+    """The manifest's list of candidate sources: name, size and the bundle files each one serves from."""
+    return [
+        {"name": "two_tower", "k": sizes.two_tower, "files": [INDEX_FILE, ITEM_IDS_FILE, EMBEDDINGS_FILE]},
+        {"name": "item_neighbours", "k": sizes.neighbours, "files": [NEIGHBOURS_FILE, RECENT_ITEMS_FILE]},
+        {"name": "popularity", "k": sizes.popularity, "files": [ONLINE_ITEM_FILE]},
+        *(
+            [{"name": "ease", "k": sizes.ease, "l2": ease_l2, "files": [EASE_WEIGHTS_FILE, USER_HISTORY_FILE]}]
+            if sizes.ease > 0
+            else []
+        ),
+    ]
+
+
+@dataclass
+class Fit:
+    """Both models fitted on one TrainingData, with what the bundle's metrics report about the fit."""
+
+    model: TwoTower
+    ranker: Ranker
+    two_tower_losses: list[float]
+    ranker_losses: list[float]
+    ranker_train_auc: float | None
+    train_positives: int
+    train_examples: int
+    negatives_by_source: dict[str, int]
+    seconds_per_epoch: float
+    two_tower_epochs: int
+
+
+def fit_models(
+    data: TrainingData,
+    epochs: int,
+    seed: int,
+    train_cfg: TrainConfig,
+    tt_cfg: TwoTowerConfig | None = None,
+    progress: Progress | None = None,
+    early_stopping: bool = False,
+) -> Fit:
+    """Two-tower on the positives, then the ranker on positives, skips and its sources' negatives (one seed).
+
+    `early_stopping`: `epochs` is a maximum; the latest 10% of the positives (by event time) are held out
+    of the two-tower and it stops when their loss stops improving (Fit.two_tower_epochs is the epoch kept).
+    """
+    from streamrec.models_ml.negatives import SOURCE_CODES, ranker_rows
+
+    features = data.user_features + data.item_features
+    positive_rows = take_rows(data.examples, data.examples["label"] == 1)
+    positives = to_tensors(positive_rows, features)
+    valid = None
+    if early_stopping:
+        order = np.argsort(positive_rows["event_ts"], kind="stable")
+        cut = int(len(order) * 0.9)
+        valid = _subset(positives, torch.from_numpy(order[cut:]))
+        positives = _subset(positives, torch.from_numpy(np.sort(order[:cut])))
+    epoch_started = time.perf_counter()
+    model, tt_losses = train_two_tower(
+        positives,
+        data.user_features,
+        data.item_features,
+        epochs,
+        seed,
+        cfg=tt_cfg,
+        train_cfg=train_cfg,
+        progress=progress,
+        valid=valid,
+    )
+    seconds_per_epoch = (time.perf_counter() - epoch_started) / max(epochs, 1)
+
+    rows = ranker_rows(
+        data,
+        model,
+        train_cfg.source_sizes(),
+        two_tower=train_cfg.hard_negatives,
+        neighbours=train_cfg.neighbour_negatives,
+        popularity=train_cfg.popularity_negatives,
+        uniform=train_cfg.ranker_negatives,
+        depth=train_cfg.negative_depth,
+        seed=seed,
+        ease=train_cfg.ease_negatives,
+        ease_l2=train_cfg.ease_l2,
+    )
+    by_source = {name: int((rows["source"] == code).sum()) for name, code in SOURCE_CODES.items()}
+    examples = to_tensors(rows, features)
+    examples[TWO_TOWER_SCORE.name] = two_tower_scores(model, examples)
+    for feature in SOURCE_FEATURES:
+        examples[feature.name] = torch.from_numpy(np.asarray(rows[feature.name], dtype=np.float32))
+    labels = torch.from_numpy(rows["label"].astype(np.float32))
+    row_weights = watch_weights(rows["label"], rows["watch_seconds"], train_cfg.watch_weight)
+    # Drawn negatives were never shown: "not engaged" there mixes exposure with taste, so they may weigh less
+    # than a logged skip (shown, examined, passed over), which is the direct evidence of low relevance.
+    row_weights[rows["source"] != SOURCE_CODES["logged"]] *= train_cfg.drawn_negative_weight
+    weights = torch.from_numpy(row_weights)
+    ranker, ranker_losses = train_ranker(
+        examples,
+        labels,
+        [*features, TWO_TOWER_SCORE, *SOURCE_FEATURES],
+        epochs,
+        seed,
+        train_cfg=train_cfg,
+        progress=progress,
+        weights=weights,
+    )
+    with torch.inference_mode():
+        ranker_train_auc = auc(rows["label"], ranker(examples).numpy())
+    return Fit(
+        model=model,
+        ranker=ranker,
+        two_tower_losses=tt_losses,
+        ranker_losses=ranker_losses,
+        ranker_train_auc=ranker_train_auc,
+        train_positives=len(positives["user_id"]),
+        train_examples=len(labels),
+        negatives_by_source=by_source,
+        seconds_per_epoch=seconds_per_epoch,
+        two_tower_epochs=int(getattr(model, "best_epochs", len(tt_losses))),
+    )
+
+
+def train(
+    settings: Settings,
+    epochs: int = 3,
+    seed: int = 7,
+    version: str | None = None,
+    refit: bool | None = None,
+    train_cfg: TrainConfig | None = None,
+    tune_seconds: float | None = None,
+) -> str:
+    """Train, evaluate on the holdout split, refit on all history, bundle, register; returns a summary paragraph.
+
+    The split model (trained on history before the holdout split) gives the offline figures; with `refit`
+    (TrainConfig.refit by default) the served models are then fitted again, same hyperparameters and seed,
+    on every interaction up to the latest as_of, so the bundle does not miss the last `holdout_days` days.
+    The manifest's metrics carry the split model's figures and a `refit` record. `tune_seconds`: first search
+    the hyperparameters on a validation window under that budget (`models_ml.tune`); `epochs` is then the
+    early-stopping ceiling and the chosen values are used for the split model and the refit alike.
+    """
     from streamrec.models_ml.bundle import write_manifest
     from streamrec.models_ml.registry import register
 
@@ -320,32 +579,46 @@ def train(settings: Settings, epochs: int = 3, seed: int = 7, version: str | Non
     if bundle_dir.exists():
         raise StreamRecError(f"bundle {bundle_dir} already exists: choose another --version")
     contract = load_contract()
-    train_cfg = TrainConfig()
+    train_cfg = train_cfg or TrainConfig()
+    if refit is not None:
+        train_cfg.refit = refit
     started = time.perf_counter()
+    tt_cfg = TwoTowerConfig()
+    tuning: dict[str, Any] = {"tuned": False}
+    if tune_seconds is not None:
+        from streamrec.models_ml.tune import tune
+
+        train_cfg, tt_cfg, epochs, tuning = tune(settings, contract, train_cfg, tune_seconds, seed, epochs)
     data = load_training_data(settings, contract, holdout_days=train_cfg.holdout_days)
-    features = data.user_features + data.item_features
+    hyperparameters = {
+        **{k: v for k, v in dataclasses.asdict(train_cfg).items()},
+        "temperature": tt_cfg.temperature,
+        "id_dim": tt_cfg.id_dim,
+        "hidden_dim": tt_cfg.hidden_dim,
+        "embedding_dim": tt_cfg.embedding_dim,
+        "epochs": epochs,
+    }
 
     with deterministic(seed), _progress() as progress:
-        positives_cols = take_rows(data.examples, data.examples["label"] == 1)
-        positives = to_tensors(positives_cols, features)
-        epoch_started = time.perf_counter()
-        model, tt_losses = train_two_tower(
-            positives, data.user_features, data.item_features, epochs, seed, train_cfg=train_cfg, progress=progress
+        split_fit = fit_models(data, epochs, seed, train_cfg, tt_cfg=copy.deepcopy(tt_cfg), progress=progress)
+        offline = recommend_offline(
+            split_fit.model, split_fit.ranker, data, train_cfg.source_sizes(), train_cfg.ease_l2
         )
-        seconds_per_epoch = (time.perf_counter() - epoch_started) / epochs
-
-        negatives = sample_negatives(data, train_cfg.ranker_negatives, seed)
-        ranker_rows = {name: np.concatenate([data.examples[name], values]) for name, values in negatives.items()}
-        examples = to_tensors(ranker_rows, features)
-        examples[TWO_TOWER_SCORE.name] = two_tower_scores(model, examples)
-        labels = torch.from_numpy(ranker_rows["label"].astype(np.float32))
-        ranker, ranker_losses = train_ranker(
-            examples, labels, [*features, TWO_TOWER_SCORE], epochs, seed, train_cfg=train_cfg, progress=progress
-        )
-        with torch.inference_mode():
-            ranker_train_auc = auc(ranker_rows["label"], ranker(examples).numpy())
-
-        offline = recommend_offline(model, ranker, data)
+        served, served_data = split_fit, data
+        refit_record: dict[str, Any] = {"refit": False}
+        if train_cfg.refit:
+            # Same hyperparameters and seed, every day up to the latest as_of: the served bundle sees the
+            # holdout window too. Features stay point-in-time (each row keeps its own snapshot).
+            served_data = load_training_data(settings, contract, holdout_days=0)
+            served = fit_models(served_data, epochs, seed, train_cfg, tt_cfg=copy.deepcopy(tt_cfg), progress=progress)
+            refit_record = {
+                "refit": True,
+                "refit_train_positives": served.train_positives,
+                "refit_train_examples": served.train_examples,
+                "refit_examples_before": served_data.split_as_of.isoformat(),
+                "refit_two_tower_loss_by_epoch": served.two_tower_losses,
+                "refit_ranker_train_auc": served.ranker_train_auc,
+            }
 
         # Build under artifacts/.staging/<version> (the manifest wants the directory named as the version),
         # then move it into place in one rename: a crash never leaves a half-written bundle under artifacts/.
@@ -353,31 +626,37 @@ def train(settings: Settings, epochs: int = 3, seed: int = 7, version: str | Non
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         try:
-            item_ids, info = _write_bundle_files(settings, staging, contract, data, model, ranker)
+            item_ids, info = _write_bundle_files(settings, staging, contract, served_data, served.model, served.ranker)
+            sizes = _write_ease_files(staging, served_data, item_ids, train_cfg)
             metrics = {
                 **offline.metrics,
-                "two_tower_loss_by_epoch": tt_losses,
-                "ranker_loss_by_epoch": ranker_losses,
-                "ranker_train_auc": ranker_train_auc,
-                "train_positives": len(positives["user_id"]),
-                "train_examples": len(labels),
-                "seconds_per_epoch": seconds_per_epoch,
+                "two_tower_loss_by_epoch": split_fit.two_tower_losses,
+                "ranker_loss_by_epoch": split_fit.ranker_losses,
+                "ranker_train_auc": split_fit.ranker_train_auc,
+                "train_positives": split_fit.train_positives,
+                "train_examples": split_fit.train_examples,
+                "ranker_negatives_by_source": split_fit.negatives_by_source,
+                "seconds_per_epoch": split_fit.seconds_per_epoch,
                 "split_as_of": data.split_as_of.isoformat(),
                 "features_as_of": data.latest_as_of.isoformat(),
                 "seed": seed,
                 "epochs": epochs,
                 "index_build_seconds": info.build_seconds,
                 "index_params": info.params,
+                "hyperparameters": hyperparameters,
+                "tuning": tuning,
+                **refit_record,
             }
             meta = {
                 "version": version,
                 "created_at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
                 "contract_sha256": contract.sha256,
-                "embedding_dim": model.cfg.embedding_dim,
+                "embedding_dim": served.model.cfg.embedding_dim,
                 "n_items": len(item_ids),
                 "index_kind": info.kind,
                 "index_recall_at_500": info.recall_at_500,
                 "metrics": metrics,
+                "candidate_sources": candidate_sources(sizes, train_cfg.ease_l2),
             }
             write_manifest(staging, meta)
             os.replace(staging, bundle_dir)
@@ -388,11 +667,18 @@ def train(settings: Settings, epochs: int = 3, seed: int = 7, version: str | Non
     rows = write_offline(settings, version, offline)
     register(settings, bundle_dir)
     m = offline.metrics
+    tt_losses = split_fit.two_tower_losses
+    refit_note = (
+        f"served models refit on all history ({served.train_positives} positives)"
+        if train_cfg.refit
+        else "served models = the split models (no refit)"
+    )
     return (
-        f"trained {version} in {time.perf_counter() - started:.1f} s: {metrics['train_positives']} positives, "
-        f"{epochs} epochs ({seconds_per_epoch:.1f} s/epoch, loss {tt_losses[0]:.3f} -> {tt_losses[-1]:.3f}); "
+        f"trained {version} in {time.perf_counter() - started:.1f} s: {split_fit.train_positives} positives, "
+        f"{epochs} epochs ({split_fit.seconds_per_epoch:.1f} s/epoch, loss {tt_losses[0]:.3f} -> {tt_losses[-1]:.3f}); "
         f"index {info.kind} over {len(item_ids)} items, recall@500 {info.recall_at_500:.3f}; "
         f"offline on {int(m['heldout_users'])} held-out users: recall@10 model {m['model_recall@10']:.3f} "
         f"vs popularity {m['popularity_recall@10']:.3f}, ndcg@10 {m['model_ndcg@10']:.3f} vs "
-        f"{m['popularity_ndcg@10']:.3f}; {rows} offline rows; bundle {bundle_dir} (registered, not promoted)"
+        f"{m['popularity_ndcg@10']:.3f}; {refit_note}; {rows} offline rows; bundle {bundle_dir} "
+        f"(registered, not promoted)"
     )

@@ -29,6 +29,7 @@ from streamrec.api.services.fairness import (
 )
 from streamrec.api.services.serving_bundle import ServingBundle
 from streamrec.api.services.serving_logs import LogScan
+from streamrec.models_ml.sources import merged_candidates
 
 
 @dataclass(frozen=True)
@@ -142,22 +143,52 @@ class Recommender:
         return found[0][keep], scores[0][keep]
 
     def rank(
-        self, bundle: ServingBundle, user_batch: dict[str, torch.Tensor], rows: np.ndarray, retrieval: np.ndarray
+        self,
+        bundle: ServingBundle,
+        user_batch: dict[str, torch.Tensor],
+        rows: np.ndarray,
+        retrieval: np.ndarray,
+        inputs: dict[str, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Ranker logits for candidate rows, best first: (rows, logits)."""
+        """Ranker logits for candidate rows, best first: (rows, logits); `inputs`: per-row source inputs by name."""
         with torch.inference_mode():
             # Item columns were encoded at load time, the user's are encoded once here; only the score varies per row.
             per_row = {"two_tower_score": torch.from_numpy(retrieval)}
+            for name, values in (inputs or {}).items():
+                per_row[name] = torch.from_numpy(np.asarray(values, dtype=np.float32))
             scored = bundle.ranker.score_rows(bundle.ranker_items, torch.from_numpy(rows), user_batch, per_row)
         logits = scored.numpy().astype(np.float64)
         order = np.argsort(-logits, kind="stable")
         return rows[order], logits[order]
 
     def score_candidates(self, bundle: ServingBundle, user_id: int, row: int) -> tuple[np.ndarray, np.ndarray]:
-        """FAISS candidates for the user and their ranker logits, best first: (rows, logits)."""
+        """Every source's candidates for the user and their ranker logits, best first: (rows, logits)."""
         user_batch, query = self.user_query(bundle, user_id, row)
         rows, retrieval = self.retrieve(bundle, query)
-        return self.rank(bundle, user_batch, rows, retrieval)
+        return self.rank_merged(bundle, user_id, user_batch, query, rows, retrieval, len(rows))
+
+    def rank_merged(
+        self,
+        bundle: ServingBundle,
+        user_id: int,
+        user_batch: dict[str, torch.Tensor],
+        query: np.ndarray,
+        rows: np.ndarray,
+        retrieval: np.ndarray,
+        n_index: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rank `rows` (the index's first `n_index`, then any extra) merged with the bundle's other sources.
+
+        A bundle without extra sources ranks `rows` as they are. With them, the item-to-item and popularity
+        candidates join (deduplicated), and every candidate carries each source's score and rank.
+        """
+        if bundle.sources is None:
+            return self.rank(bundle, user_batch, rows, retrieval)
+        merged, inputs = merged_candidates(
+            bundle.sources, user_id, query, rows[:n_index], bundle.popular_rows, extra_rows=[rows[n_index:]]
+        )
+        two_tower = inputs.pop("two_tower_score").astype(np.float32)
+        return self.rank(bundle, user_batch, merged, two_tower, inputs)
 
     def reach_groups(
         self,
@@ -198,8 +229,9 @@ class Recommender:
         """Ranked candidates (rows, logits): retrieval plus the best matches of groups behind their exposure target."""
         user_batch, query = self.user_query(bundle, user_id, row)
         rows, retrieval = self.retrieve(bundle, query)
+        n_index = len(rows)
         rows, retrieval = self.reach_lagging_groups(bundle, query, rows, retrieval)
-        return self.rank(bundle, user_batch, rows, retrieval)
+        return self.rank_merged(bundle, user_id, user_batch, query, rows, retrieval, n_index)
 
     # --- exposure control (api/services/fairness.py); kept apart from retrieval so the two evolve separately ---
 

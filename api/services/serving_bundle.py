@@ -26,6 +26,7 @@ from streamrec.contracts.schema import ContractViolation, FeatureContract, load_
 from streamrec.core.errors import StreamRecError
 from streamrec.models_ml.model import TwoTower
 from streamrec.models_ml.ranker import PrecomputedItems, Ranker
+from streamrec.models_ml.sources import CandidateSources, SourceSizes, build_sources
 
 # Per creator group, its most popular items (with their embeddings) that the fairness re-rank may reach
 # when retrieval returned none of an under-exposed group's items.
@@ -61,6 +62,7 @@ class ServingBundle:
     snapshot_id: str | None = None  # the materialized feature snapshot serving (None: the bundle's own features)
     bundle_user_ids: np.ndarray | None = None  # the bundle's own users, kept once a snapshot replaced them
     _item_sorter: np.ndarray | None = field(default=None, repr=False)
+    sources: CandidateSources | None = None  # item-to-item + popularity sources (None: two-tower candidates only)
 
     @property
     def n_items(self) -> int:
@@ -111,8 +113,17 @@ def build_serving_bundle(
     index_kind: str = "unknown",
     promoted_at: str | None = None,
     source: str = "bundle",
+    candidate_sources: list[dict[str, Any]] | None = None,
+    item_neighbours: pa.Table | None = None,
+    user_recent_items: pa.Table | None = None,
+    ease_weights: np.ndarray | None = None,
+    user_history: pa.Table | None = None,
 ) -> ServingBundle:
-    """Validate the online snapshot against the contract (by name) and precompute everything requests use."""
+    """Validate the online snapshot against the contract (by name) and precompute everything requests use.
+
+    With `candidate_sources` listing item_neighbours (and its two tables) requests merge the item-to-item and
+    popularity candidates with the index's, each with its source inputs for the ranker.
+    """
     from streamrec.models_ml.tensors import to_tensors, validate_features
 
     contract = contract or load_contract()
@@ -162,6 +173,25 @@ def build_serving_bundle(
     for group in np.unique(groups).tolist():
         rows = popular_rows[popular_groups == group][:GROUP_SHORTLIST_SIZE]
         shortlists[int(group)] = (rows, np.ascontiguousarray(item_embeddings[rows], dtype=np.float32))
+    sources = None
+    listed = {str(entry.get("name")): entry for entry in candidate_sources or []}
+    if "item_neighbours" in listed and item_neighbours is not None and user_recent_items is not None:
+        sizes = SourceSizes(
+            two_tower=int(listed.get("two_tower", {}).get("k", SourceSizes.two_tower)),
+            neighbours=int(listed["item_neighbours"].get("k", SourceSizes.neighbours)),
+            popularity=int(listed.get("popularity", {}).get("k", SourceSizes.popularity)),
+            ease=int(listed.get("ease", {}).get("k", SourceSizes.ease)),
+        )
+        sources = build_sources(
+            item_ids,
+            _columns(item_neighbours),
+            _columns(user_recent_items),
+            popularity,
+            item_embeddings,
+            sizes,
+            ease_weights=ease_weights if "ease" in listed else None,
+            history=_columns(user_history) if "ease" in listed and user_history is not None else None,
+        )
     return ServingBundle(
         version=version,
         manifest_sha256=manifest_sha256,
@@ -185,6 +215,7 @@ def build_serving_bundle(
         promoted_at=promoted_at,
         snapshot_as_of=_snapshot_as_of(online_user_features),
         _item_sorter=np.argsort(item_ids, kind="stable"),
+        sources=sources,
     )
 
 
@@ -219,6 +250,11 @@ def load_serving_bundle(
         index_kind=loaded.manifest.index_kind,
         promoted_at=promoted_at,
         source=f"bundle {bundle_dir}",
+        candidate_sources=loaded.manifest.candidate_sources,
+        item_neighbours=loaded.item_neighbours,
+        user_recent_items=loaded.user_recent_items,
+        ease_weights=loaded.ease_weights,
+        user_history=loaded.user_history,
     )
 
 

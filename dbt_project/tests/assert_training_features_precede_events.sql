@@ -1,4 +1,5 @@
-{#- No label leaks: every training row's features come from a snapshot at or before its event, and for a
+{#- No label leaks: every training row's features come from the latest grid snapshot at or before its event's
+    day (never a later one, never an older one when a closer one exists), and for a
     sample of rows the user's 30-day interaction count equals a recount from staging of the events in
     [as_of - 30 days, as_of) only, so neither the labelled interaction nor anything later is counted. -#}
 with
@@ -15,12 +16,29 @@ interactions as (
 
 ),
 
+as_of_days as (
+
+    select * from {{ ref('int_as_of_days_generated') }}
+
+),
+
 late_snapshots as (
 
     select interaction_id, 'features from a snapshot after the event' as problem
     from training_examples
     where as_of > event_ts
-        or {{ dbt.dateadd('day', 1, 'as_of') }} <= event_ts
+
+),
+
+stale_snapshots as (
+
+    -- a grid snapshot after the row's as_of but still at or before the event's day was the one to use
+    select training_examples.interaction_id, 'features from an older snapshot than the latest before the event' as problem
+    from training_examples
+    inner join as_of_days
+        on as_of_days.as_of > training_examples.as_of
+            and as_of_days.as_of <= training_examples.event_ts
+    group by training_examples.interaction_id
 
 ),
 
@@ -56,5 +74,7 @@ miscounted as (
 )
 
 select * from late_snapshots
+union all
+select * from stale_snapshots
 union all
 select * from miscounted

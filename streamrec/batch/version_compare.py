@@ -18,7 +18,16 @@ from streamrec.core.settings import Settings
 from streamrec.models_ml.bundle import RANKER_FILE, RETRIEVAL_FILE
 from streamrec.models_ml.registry import bundle_path, list_versions
 
-SOURCE_KEYS = ("features_as_of", "split_as_of", "train_positives", "train_examples")
+SOURCE_KEYS = (
+    "features_as_of",
+    "split_as_of",
+    "train_positives",
+    "train_examples",
+    "refit",
+    "refit_examples_before",
+    "refit_train_positives",
+    "refit_train_examples",
+)
 HYPERPARAMETER_KEYS = ("seed", "epochs", "index_params")
 PROVENANCE_KEYS = ("contract_sha256", "manifest_sha256", "index_kind", "n_items", "created_at")
 # Lists (per-epoch losses) and timings are not comparable as one number; they stay in metrics_json.
@@ -86,6 +95,8 @@ def compare(settings: Settings, a: str, b: str) -> list[Difference]:
         out.append(Difference("sources", name, left["metrics"].get(name), right["metrics"].get(name)))
     hyper_a = {k: left["metrics"].get(k) for k in HYPERPARAMETER_KEYS}
     hyper_b = {k: right["metrics"].get(k) for k in HYPERPARAMETER_KEYS}
+    hyper_a |= {f"train.{k}": v for k, v in (left["metrics"].get("hyperparameters") or {}).items()}
+    hyper_b |= {f"train.{k}": v for k, v in (right["metrics"].get("hyperparameters") or {}).items()}
     hyper_a |= _checkpoint_configs(bundle_path(settings, left["bundle_path"]))
     hyper_b |= _checkpoint_configs(bundle_path(settings, right["bundle_path"]))
     for name in sorted(set(hyper_a) | set(hyper_b), key=lambda n: (n.count("."), n)):

@@ -239,11 +239,29 @@ def train(
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs for the two-tower model.")] = 3,
     seed: Annotated[int, typer.Option(help="Random seed (training is deterministic given the seed).")] = 7,
     version: Annotated[str | None, typer.Option(help="Version tag (default: generated from time).")] = None,
+    tune: Annotated[
+        bool, typer.Option("--tune", help="Search the hyperparameters on a validation window first (Optuna).")
+    ] = False,
+    tune_seconds: Annotated[
+        float, typer.Option(min=1, help="Time budget of --tune in seconds (at least one trial runs).")
+    ] = 600.0,
+    refit: Annotated[
+        bool, typer.Option("--refit/--no-refit", help="Refit the served models on all history after evaluation.")
+    ] = True,
 ) -> None:
     """Train retrieval model, FAISS index and ranker, write a co-versioned bundle and register it."""
     from streamrec.models_ml.train import train as run
 
-    console.print(run(_settings(), epochs=epochs, seed=seed, version=version))
+    console.print(
+        run(
+            _settings(),
+            epochs=epochs,
+            seed=seed,
+            version=version,
+            refit=refit,
+            tune_seconds=tune_seconds if tune else None,
+        )
+    )
 
 
 @app.command()
@@ -308,7 +326,9 @@ def versions(
 
     rows = list_versions(_settings())
     names = sorted({name for row in rows for name in scalar_metrics(row["metrics"])}) if metrics else []
-    table = Table("version", "created_at", "serving", "index", "recall@500 (index)", "contract", *names)
+    table = Table(
+        "version", "created_at", "serving", "index", "recall@500 (index)", "contract", "hyperparameters", *names
+    )
     for row in rows:
         values = scalar_metrics(row["metrics"])
         table.add_row(
@@ -318,9 +338,21 @@ def versions(
             row["index_kind"],
             f"{row['index_recall_at_500']:.3f}",
             row["contract_sha256"][:12],
+            _hyperparameters(row["metrics"]),
             *(f"{values[n]:.4f}" if n in values else "—" for n in names),
         )
     console.print(table)
+
+
+def _hyperparameters(metrics: dict) -> str:
+    """`tuned (N trials): name=value ...` or `defaults`, for the versions table."""
+    tuning = metrics.get("tuning") or {}
+    if tuning.get("tuned"):
+        params = " ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(tuning["params"].items())
+        )
+        return f"tuned ({tuning.get('trials')} trials): {params}"
+    return "defaults" if "hyperparameters" in metrics else "—"
 
 
 @versions_app.command("compare")

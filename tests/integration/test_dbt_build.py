@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import shutil
 import subprocess
@@ -62,8 +63,13 @@ def test_feature_tables_have_every_contract_feature_with_its_type(built_home: Pa
         for feature in features:
             assert columns[feature.name] == types[feature.dbt_data_type], feature.name
         total += len(features)
-        rows, snapshots = _query(warehouse, f"select count(*), count(distinct as_of) from features.{entity.model}")[0]
-        assert rows > 0 and snapshots == 15  # snapshot_days (14) + the serving as_of
+        rows = _query(warehouse, f"select count(*) from features.{entity.model}")[0][0]
+        grid = [r[0] for r in _query(warehouse, f"select distinct as_of from features.{entity.model} order by 1")]
+        steps = [(b - a).days for a, b in itertools.pairwise(grid)]
+        # snapshot_days (14) daily midnights + the serving as_of, before them one every 7 days (history_days)
+        assert rows > 0 and steps[-14:] == [1] * 14 and set(steps[:-14]) <= {7} and len(grid) > 15
+        (first_event,) = _query(warehouse, "select min(event_ts) from raw.interactions")[0]
+        assert first_event < grid[0] <= first_event + timedelta(days=7)
     assert total >= 20
 
 
@@ -134,8 +140,13 @@ def test_build_at_an_earlier_as_of_moves_the_whole_grid(built_home: Path, copy_h
     (newest, oldest, users) = _query(
         settings.warehouse_path, "select max(as_of), min(as_of), count(distinct user_id) from features.user_features"
     )[0]
+    daily = _query(
+        settings.warehouse_path,
+        "select count(distinct as_of) from features.user_features "
+        f"where as_of >= timestamp '{newest:%Y-%m-%d %H:%M:%S}' - interval 14 day",
+    )[0][0]
     assert newest == earlier
-    assert (newest - oldest).days == 14 and users > 0
+    assert daily == 15 and oldest < newest - timedelta(days=14) and users > 0
 
 
 def test_as_of_must_be_a_midnight() -> None:

@@ -1,7 +1,7 @@
 {#- Which days each as_of may read: one row per (as_of, day) with day < as_of, days_before = as_of day - day,
     for every day from `window_days` (30) days before the first as_of on. Feature windows are equi-joins on `day_index`
-    filtered by days_before (1..7, 1..30): a fan-out of per-day aggregates to at most `snapshot_days + 1`
-    snapshots, which DuckDB runs as a hash join and aggregate (much faster than per-entity window frames). -#}
+    filtered by days_before (1..7, 1..30): a fan-out of per-day aggregates to the grid's snapshots, which DuckDB
+    runs as a hash join and aggregate (much faster than per-entity window frames). -#}
 with
 
 as_of_days as (
@@ -12,7 +12,7 @@ as_of_days as (
 
 day_offsets as (
 
-    {{ streamrec.day_offsets(var('snapshot_days') + var('window_days')) }}
+    {{ streamrec.day_offsets(var('snapshot_days') + var('history_days') + var('window_days')) }}
 
 ),
 
