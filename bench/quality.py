@@ -156,14 +156,14 @@ def rank_with_bundle(
     history so that at least RETRIEVAL_DEPTH unseen candidates are ranked.
     """
     from streamrec.api.config import ApiSettings
-    from streamrec.api.services.bundle_state import load_serving_bundle
     from streamrec.api.services.fairness import ExposureTracker
     from streamrec.api.services.recommender import Recommender
+    from streamrec.api.services.serving_bundle import load_serving_bundle
 
     bundle = load_serving_bundle(settings.artifacts_dir / version, expected_version=version)
     depth = RETRIEVAL_DEPTH + (int(history.sum(1).max()) if history is not None else 0)
     config = ApiSettings.from_env(
-        {}, retrieval_k=min(depth, len(bundle.item_ids)), fairness_share=0.0, exploration="none", seed=0
+        {}, retrieval_k=min(depth, len(bundle.item_ids)), fairness_cap=0.0, exploration="none", seed=0
     )
     recommender = Recommender(config.with_home(settings), ExposureTracker())
     column = {int(i): c for c, i in enumerate(item_ids.tolist())}
@@ -175,7 +175,7 @@ def rank_with_bundle(
             if row is None:
                 unknown += 1
                 continue
-            rows = recommender.candidates(bundle, int(user), row, K)[0]
+            rows = recommender.candidates(bundle, int(user), row)[0]
             cols = np.array([column.get(int(i), -1) for i in bundle.item_ids[rows]], dtype=np.int64)
             cols = cols[cols >= 0]
             if history is not None:
@@ -253,9 +253,9 @@ def top_pages(scores: np.ndarray, item_ids: np.ndarray, k: int = K) -> np.ndarra
 def run_world(seed: int, interactions_per_user: int, work: Path, epochs: int = 3) -> dict[str, dict[str, float]]:
     """Generate the demo world with `seed`, build, train, and value every policy's pages with the truth."""
     from streamrec.api.config import ApiSettings
-    from streamrec.api.services.bundle_state import load_serving_bundle
     from streamrec.api.services.fairness import ExposureTracker
     from streamrec.api.services.recommender import Recommender
+    from streamrec.api.services.serving_bundle import load_serving_bundle
     from streamrec.batch.build import build
     from streamrec.batch.migrate import init_db
     from streamrec.core.warehouse import connect, fetchall
@@ -335,7 +335,7 @@ def run_world(seed: int, interactions_per_user: int, work: Path, epochs: int = 3
             _, query = recommender.user_query(bundle, int(user), row)
             rows, _ = recommender.retrieve(bundle, query)
             two_tower.append(bundle.item_ids[rows[:K]])
-            ranked.append(bundle.item_ids[recommender.candidates(bundle, int(user), row, K)[0][:K]])
+            ranked.append(bundle.item_ids[recommender.candidates(bundle, int(user), row)[0][:K]])
             page = recommender.personalized(bundle, int(user), row, K)
             recommender.tracker.record(bundle.item_groups[page.rows])
             served.append(bundle.item_ids[page.rows])
