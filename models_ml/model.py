@@ -271,6 +271,13 @@ class TwoTower(nn.Module):
         """(N, 128) unit vectors for a batch with `item_id` and the item features by name."""
         return self.item_tower(batch)
 
+    def forward(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """(user embeddings, item embeddings) of a batch of (user, item) rows; what training calls.
+
+        One call for both towers, so torch.nn.parallel.DistributedDataParallel sees every parameter used.
+        """
+        return self.user_tower(batch), self.item_tower(batch)
+
     def norm(self) -> dict[str, list[float]]:
         """Standardisation statistics of both towers by feature name."""
         return {**self.user_tower.encoder.norm(), **self.item_tower.encoder.norm()}

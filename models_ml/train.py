@@ -83,6 +83,13 @@ class TrainConfig:
     ease_l2: float = 100.0  # EASE's L2 weight
     watch_weight: float = 0.2  # positive weight = 1 + watch_weight * watch seconds / mean watch seconds of plays
     drawn_negative_weight: float = 1.0  # loss weight of a negative drawn from a source (a logged skip weighs 1)
+    # Id embeddings with sparse gradients (SparseAdam, no weight decay on them): an Adam step then touches only
+    # the rows in the batch, not the whole user table; at 1M users that is 18x less time per step
+    # (docs/benchmarks.md, "Training speed").
+    sparse_ids: bool = True
+    # Two-tower training processes (torch.distributed, gloo): each takes its own batches of `batch_size`
+    # and their gradients are averaged, so one step sees nproc x batch_size rows (models_ml.distributed).
+    nproc: int = 1
     holdout_days: int = 7  # last days held out for offline evaluation
     refit: bool = True  # after the offline evaluation, refit the served models on all history up to the latest as_of
 
@@ -146,8 +153,26 @@ def _subset(tensors: Mapping[str, Tensor], index: Tensor) -> dict[str, Tensor]:
     return {name: t[index] for name, t in tensors.items()}
 
 
+def _two_tower_optimisers(model: TwoTower, train_cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """Adam on every parameter, or with `sparse_ids` SparseAdam on the id tables and Adam on the rest."""
+    if not train_cfg.sparse_ids:
+        return [torch.optim.Adam(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)]
+    tables = [model.user_tower.ids.table, model.item_tower.ids.table]
+    for table in tables:
+        table.sparse = True
+    sparse = {id(table.weight) for table in tables}
+    return [
+        torch.optim.SparseAdam([table.weight for table in tables], lr=train_cfg.lr),
+        torch.optim.Adam(
+            [p for p in model.parameters() if id(p) not in sparse], lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
+        ),
+    ]
+
+
 def _epoch(
-    optimiser: torch.optim.Optimizer, batches: Iterable[Tensor], batch_loss: Callable[[Tensor], Tensor | None]
+    optimisers: Sequence[torch.optim.Optimizer],
+    batches: Iterable[Tensor],
+    batch_loss: Callable[[Tensor], Tensor | None],
 ) -> float:
     """One pass: per batch of row indices, loss (None: skip the batch), backward, step; the mean batch loss."""
     total, steps = 0.0, 0
@@ -155,9 +180,11 @@ def _epoch(
         loss = batch_loss(index)
         if loss is None:
             continue
-        optimiser.zero_grad(set_to_none=True)
+        for optimiser in optimisers:
+            optimiser.zero_grad(set_to_none=True)
         loss.backward()
-        optimiser.step()
+        for optimiser in optimisers:
+            optimiser.step()
         total += float(loss.detach())
         steps += 1
     return total / max(steps, 1)
@@ -179,13 +206,15 @@ def train_two_tower(
     progress: Progress | None = None,
     valid: Mapping[str, Tensor] | None = None,
     patience: int = 1,
+    max_steps: int | None = None,
 ) -> tuple[TwoTower, list[float]]:
     """Fit both towers on positive (user, item) rows with in-batch softmax + logQ; returns model and epoch losses.
 
     With `valid` (positives held out of `positives`), `epochs` is a maximum: training stops once the
     validation loss has not improved for `patience` epochs and the best epoch's weights are kept; the
     returned losses then hold one entry per epoch run (len(losses) - patience is the chosen epoch count
-    when it stopped early).
+    when it stopped early). `max_steps`: each epoch stops after that many batches (benchmarks time a slice
+    of an epoch over the full id vocabulary).
     """
     cfg = cfg or TwoTowerConfig()
     train_cfg = train_cfg or TrainConfig()
@@ -204,7 +233,14 @@ def train_two_tower(
     vocab, counts = torch.unique(item_ids, return_counts=True)
     log_q_by_row = torch.log(counts.double() / counts.sum()).float()[torch.searchsorted(vocab, item_ids)]
 
-    optimiser = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    optimisers = _two_tower_optimisers(model, train_cfg)
+    forward: Callable[[Mapping[str, Tensor]], tuple[Tensor, Tensor]] = model
+    rank, world = 0, 1
+    if torch.distributed.is_initialized():  # one of models_ml.distributed's workers
+        from torch.nn.parallel import DistributedDataParallel
+
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        forward = DistributedDataParallel(model)
     generator = torch.Generator().manual_seed(seed)
     best: tuple[float, int, dict[str, Tensor] | None] = (float("inf"), 0, None)
     n = len(user_ids)
@@ -216,16 +252,16 @@ def train_two_tower(
         if len(index) < 2:  # in-batch softmax needs at least one negative
             return None
         batch = _subset(positives, index)
-        return in_batch_softmax_loss(
-            model.user_embedding(batch),
-            model.item_embedding(batch),
-            batch["item_id"],
-            log_q_by_row[index],
-            cfg.temperature,
-        )
+        user_emb, item_emb = forward(batch)
+        return in_batch_softmax_loss(user_emb, item_emb, batch["item_id"], log_q_by_row[index], cfg.temperature)
 
     for epoch in range(epochs):
-        losses.append(_epoch(optimiser, _batches(n, train_cfg.batch_size, generator), batch_loss))
+        # Every worker draws the same permutation and takes every world-th batch of it; all take the same
+        # number, since each step's gradient average waits for every worker.
+        batches = _batches(n, train_cfg.batch_size, generator)
+        batches = batches[rank : len(batches) - len(batches) % world : world] if world > 1 else batches
+        batches = batches[:max_steps] if max_steps is not None else batches
+        losses.append(_epoch(optimisers, batches, batch_loss))
         _report(progress, task, epoch, losses[-1])
         if valid is not None:
             valid_loss = _validation_loss(model, valid, cfg.temperature, train_cfg.batch_size, vocab, counts)
@@ -290,7 +326,7 @@ def train_ranker(
     train_cfg = train_cfg or TrainConfig()
     ranker = make_ranker(features)
     ranker.encoder.fit_norm(examples)
-    optimiser = torch.optim.Adam(ranker.parameters(), lr=train_cfg.ranker_lr)
+    optimiser = [torch.optim.Adam(ranker.parameters(), lr=train_cfg.ranker_lr)]
     generator = torch.Generator().manual_seed(seed + 1)
     losses: list[float] = []
     task = progress.add_task("ranker", total=epochs, status="") if progress else None
@@ -531,17 +567,32 @@ def fit_models(
     features = data.user_features + data.item_features
     positives, valid = _two_tower_rows(data, early_stopping)
     epoch_started = time.perf_counter()
-    model, tt_losses = train_two_tower(
-        positives,
-        data.user_features,
-        data.item_features,
-        epochs,
-        seed,
-        cfg=tt_cfg,
-        train_cfg=train_cfg,
-        progress=progress,
-        valid=valid,
-    )
+    if train_cfg.nproc > 1:
+        from streamrec.models_ml.distributed import train_two_tower_parallel
+
+        model, tt_losses = train_two_tower_parallel(
+            positives,
+            data.user_features,
+            data.item_features,
+            epochs,
+            seed,
+            train_cfg.nproc,
+            cfg=tt_cfg,
+            train_cfg=train_cfg,
+            valid=valid,
+        )
+    else:
+        model, tt_losses = train_two_tower(
+            positives,
+            data.user_features,
+            data.item_features,
+            epochs,
+            seed,
+            cfg=tt_cfg,
+            train_cfg=train_cfg,
+            progress=progress,
+            valid=valid,
+        )
     seconds_per_epoch = (time.perf_counter() - epoch_started) / max(epochs, 1)
 
     rows = ranker_rows(
