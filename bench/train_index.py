@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 
 import faiss
 import numpy as np
@@ -47,23 +46,13 @@ def synthetic_positives(rows: int, n_users: int, n_items: int, seed: int = 0) ->
     return out
 
 
-def _timed(run: Callable[[int], object], steps: int) -> float:
-    """Seconds per step of `run(max_steps)`: two runs (steps/4 and steps) so setup cancels out."""
-    few = max(1, steps // 4)
-    started = time.perf_counter()
-    run(few)
-    short = time.perf_counter() - started
-    started = time.perf_counter()
-    run(steps)
-    return max(time.perf_counter() - started - short, 1e-9) / (steps - few)
-
-
 def bench_training(rows: int, steps: int, batch_size: int = 512) -> None:
     """Seconds per step of the real two-tower loop over `rows` synthetic positives (1M users x 100k items).
 
-    Each mode trains the full id vocabulary (every user and item of the `rows`), then `steps` batches;
-    the epoch time is extrapolated to rows / (nproc x batch_size) steps. Modes: dense Adam on the id
-    tables (before), sparse id gradients (SparseAdam), and sparse with two data-parallel processes.
+    Each mode sets up the full id vocabulary (every user and item of the `rows`) and runs `steps` batches
+    per process; the batch loop alone is timed (TwoTower.epoch_seconds) and the epoch extrapolated to
+    rows / (nproc x batch_size) steps. Modes: dense Adam on the id tables (before), sparse id gradients
+    (SparseAdam), and sparse with two data-parallel processes.
     """
     from streamrec.models_ml.distributed import train_two_tower_parallel
 
@@ -79,17 +68,16 @@ def bench_training(rows: int, steps: int, batch_size: int = 512) -> None:
     for name, sparse, nproc in modes:
         cfg = TrainConfig(batch_size=batch_size, sparse_ids=sparse, nproc=nproc)
 
-        def run(max_steps: int, cfg: TrainConfig = cfg, nproc: int = nproc) -> object:
-            if nproc > 1:
-                return train_two_tower_parallel(
-                    positives, user_f, item_f, 1, 0, nproc, cfg=TwoTowerConfig(), train_cfg=cfg, max_steps=max_steps
-                )
+        if nproc > 1:
+            model, _ = train_two_tower_parallel(
+                positives, user_f, item_f, 1, 0, nproc, cfg=TwoTowerConfig(), train_cfg=cfg, max_steps=steps
+            )
+        else:
             with deterministic(0):
-                return train_two_tower(
-                    positives, user_f, item_f, 1, 0, cfg=TwoTowerConfig(), train_cfg=cfg, max_steps=max_steps
+                model, _ = train_two_tower(
+                    positives, user_f, item_f, 1, 0, cfg=TwoTowerConfig(), train_cfg=cfg, max_steps=steps
                 )
-
-        per_step[name] = _timed(run, steps)
+        per_step[name] = model.epoch_seconds[0] / steps  # the batch loop alone, setup excluded
         epoch = per_step[name] * rows / (nproc * batch_size)
         print(
             f"training: {name}, batch {batch_size}: {per_step[name] * 1000:.1f} ms/step over {steps} steps "

@@ -62,6 +62,7 @@ def _worker(rank: int, scratch: str, nproc: int, seed: int, epochs: int, patienc
                 "state_dict": model.state_dict(),
                 "losses": losses,
                 "best_epochs": getattr(model, "best_epochs", None),
+                "epoch_seconds": getattr(model, "epoch_seconds", []),
             }
             torch.save(result, Path(scratch) / RESULT_FILE)
     finally:
@@ -114,4 +115,5 @@ def train_two_tower_parallel(
     model.load_state_dict(result["state_dict"])
     if result["best_epochs"] is not None:
         setattr(model, "best_epochs", result["best_epochs"])  # noqa: B010 (read by tuning, as in train_two_tower)
+    setattr(model, "epoch_seconds", result["epoch_seconds"])  # noqa: B010 (worker 0's batch loop, as there)
     return model.eval(), result["losses"]

@@ -242,6 +242,7 @@ def train_two_tower(
         rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         forward = DistributedDataParallel(model)
     generator = torch.Generator().manual_seed(seed)
+    epoch_seconds: list[float] = []  # the batch loop alone (no setup, no validation): what benchmarks time
     best: tuple[float, int, dict[str, Tensor] | None] = (float("inf"), 0, None)
     n = len(user_ids)
     losses: list[float] = []
@@ -261,7 +262,9 @@ def train_two_tower(
         batches = _batches(n, train_cfg.batch_size, generator)
         batches = batches[rank : len(batches) - len(batches) % world : world] if world > 1 else batches
         batches = batches[:max_steps] if max_steps is not None else batches
+        epoch_started = time.perf_counter()
         losses.append(_epoch(optimisers, batches, batch_loss))
+        epoch_seconds.append(time.perf_counter() - epoch_started)
         _report(progress, task, epoch, losses[-1])
         if valid is not None:
             valid_loss = _validation_loss(model, valid, cfg.temperature, train_cfg.batch_size, vocab, counts)
@@ -272,6 +275,7 @@ def train_two_tower(
     if valid is not None and best[2] is not None:
         model.load_state_dict(best[2])
         setattr(model, "best_epochs", best[1])  # noqa: B010 (read by tuning; not a TwoTower field)
+    setattr(model, "epoch_seconds", epoch_seconds)  # noqa: B010 (read by bench/train_index.py)
     return model.eval(), losses
 
 

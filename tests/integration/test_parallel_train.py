@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +19,7 @@ from streamrec.models_ml.distributed import train_two_tower_parallel
 from streamrec.models_ml.model import TwoTower
 from streamrec.models_ml.offline import embed
 from streamrec.models_ml.tensors import take_rows, to_tensors
-from streamrec.models_ml.train import TrainConfig, deterministic, train_two_tower
+from streamrec.models_ml.train import TrainConfig, deterministic, train_config_from_checkpoint, train_two_tower
 
 pytestmark = pytest.mark.slow
 
@@ -62,3 +67,21 @@ def test_two_processes_are_deterministic_and_within_noise_of_one(built_home) -> 
 def test_nproc_below_two_is_refused_in_one_line(built_home) -> None:
     with pytest.raises(StreamRecError, match="at least 2 processes"):
         train_two_tower_parallel({}, [], [], 1, 0, nproc=1, train_cfg=TrainConfig())
+
+
+def test_streamrec_train_nproc_2_from_the_console_script(built_home, copy_home) -> None:
+    """The installed `streamrec` script spawns its workers (they re-import it without running a command)."""
+    settings = copy_home(built_home)
+    script = Path(sys.executable).parent / "streamrec"
+    done = subprocess.run(
+        [str(script), "train", "--nproc", "2", "--epochs", "1", "--no-refit", "--version", "vddp"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "STREAMREC_HOME": str(settings.home)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert "trained vddp" in done.stdout
+    stored = train_config_from_checkpoint(settings.artifacts_dir / "vddp" / "retrieval.pt")
+    assert stored.nproc == 2 and stored.sparse_ids
