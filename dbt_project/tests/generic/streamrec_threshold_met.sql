@@ -10,18 +10,7 @@
     store_failures=true,
 ) }}
 
-select
-    metric,
-    area,
-    value,
-    threshold,
-    direction,
-    sample_size,
-    status,
-    {{ dbt.concat(["'scorecard FAIL ('", "area", "'): '", "summary"]) }} as diagnosis
-from {{ model }}
-where metric = '{{ metric }}'
-    and status = 'FAIL'
+{{ streamrec_scorecard_rows_with_status(model, metric, 'FAIL') }}
 
 {% endtest %}
 
@@ -36,17 +25,7 @@ where metric = '{{ metric }}'
     store_failures=true,
 ) }}
 
-select
-    metric,
-    area,
-    value,
-    threshold,
-    direction,
-    sample_size,
-    status,
-    {{ dbt.concat(["'scorecard INCONCLUSIVE ('", "area", "'): '", "summary"]) }} as diagnosis
-from {{ model }}
-where metric = '{{ metric }}'
-    and status = 'INCONCLUSIVE'
+{{ streamrec_scorecard_rows_with_status(model, metric, 'INCONCLUSIVE') }}
 
 {% endtest %}
+

@@ -8,6 +8,8 @@
     Each slot is one bandit round (the position-based, independent-slot view Open Bandit uses).
 #}
 
+{%- set logged_round_columns = ['dataset', 'request_id', 'slot_position', 'item_id', 'propensity', 'reward'] %}
+
 with
 
 impressions as (
@@ -32,36 +34,16 @@ api_rounds as (
 
 imported_rounds as (
 
-    select
-        dataset,
-        request_id,
-        slot_position,
-        item_id,
-        propensity,
-        reward
+    select {{ logged_round_columns | join(', ') }}
     from {{ ref('stg_ope__logged_rounds') }}
 
 ),
 
 final as (
 
-    select
-        dataset,
-        request_id,
-        slot_position,
-        item_id,
-        propensity,
-        reward
-    from api_rounds
+    select {{ logged_round_columns | join(', ') }} from api_rounds
     union all
-    select
-        dataset,
-        request_id,
-        slot_position,
-        item_id,
-        propensity,
-        reward
-    from imported_rounds
+    select {{ logged_round_columns | join(', ') }} from imported_rounds
 
 )
 
