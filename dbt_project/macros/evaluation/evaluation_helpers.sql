@@ -46,3 +46,20 @@
     {%- endif -%}
     {{ return(columns) }}
 {%- endmacro %}
+
+
+{# The select of an optional source's staging model: each (source column, type, name) cast from `relation`, or,
+   when the source table does not exist (`relation` is none), the same typed columns with no rows. One column
+   list serves both, so the empty model always has the real model's columns and types. #}
+{% macro optional_staging(relation, columns) -%}
+    select
+    {%- for source_column, data_type, name in columns %}
+        cast({{ source_column if relation is not none else 'null' }} as {{ data_type }}) as {{ name }}
+        {%- if not loop.last %},{% endif %}
+    {%- endfor %}
+    {%- if relation is not none %}
+    from {{ relation }}
+    {%- else %}
+    where 1 = 0
+    {%- endif %}
+{%- endmacro %}

@@ -4,49 +4,21 @@
 #}
 {%- set logged = streamrec.optional_source('ope', 'ope_logged') %}
 
+{%- set columns = [
+    ('dataset', dbt.type_string(), 'dataset'),
+    ('request_id', dbt.type_string(), 'request_id'),
+    ('position', 'integer', 'slot_position'),
+    ('item_id', dbt.type_bigint(), 'item_id'),
+    ('propensity', 'double', 'propensity'),
+    ('reward', 'double', 'reward'),
+] %}
+
 with
-
-{%- if logged is not none %}
-
-source as (
-
-    select * from {{ logged }}
-
-),
 
 renamed as (
 
-    select
-
-        ----------  ids
-        cast(dataset as {{ dbt.type_string() }}) as dataset,
-        cast(request_id as {{ dbt.type_string() }}) as request_id,
-        cast(position as integer) as slot_position,
-        cast(item_id as {{ dbt.type_bigint() }}) as item_id,
-
-        ----------  numerics
-        cast(propensity as double) as propensity,
-        cast(reward as double) as reward
-
-    from source
+    {{ streamrec.optional_staging(logged, columns) }}
 
 )
-
-{%- else %}
-
-    renamed as (
-
-        select
-            cast(null as {{ dbt.type_string() }}) as dataset,
-            cast(null as {{ dbt.type_string() }}) as request_id,
-            cast(null as integer) as slot_position,
-            cast(null as {{ dbt.type_bigint() }}) as item_id,
-            cast(null as double) as propensity,
-            cast(null as double) as reward
-        where 1 = 0
-
-    )
-
-{%- endif %}
 
 select * from renamed

@@ -4,40 +4,19 @@
 #}
 {%- set relation = streamrec.optional_source('truth', 'simulation_runs') %}
 
+{%- set columns = [
+    ('run_id', dbt.type_string(), 'simulation_run_id'),
+    ('finished_at', dbt.type_timestamp(), 'finished_at'),
+    ('true_ate_engagement_rate', 'double', 'true_ate_engagement_rate'),
+    ('true_ate_watch_seconds', 'double', 'true_ate_watch_seconds'),
+] %}
+
 with
-
-{%- if relation is not none %}
-
-source as (
-
-    select * from {{ relation }}
-
-),
 
 renamed as (
 
-    select
-        cast(run_id as {{ dbt.type_string() }}) as simulation_run_id,
-        cast(finished_at as {{ dbt.type_timestamp() }}) as finished_at,
-        cast(true_ate_engagement_rate as double) as true_ate_engagement_rate,
-        cast(true_ate_watch_seconds as double) as true_ate_watch_seconds
-    from source
+    {{ streamrec.optional_staging(relation, columns) }}
 
 )
-
-{%- else %}
-
-    renamed as (
-
-        select
-            cast(null as {{ dbt.type_string() }}) as simulation_run_id,
-            cast(null as {{ dbt.type_timestamp() }}) as finished_at,
-            cast(null as double) as true_ate_engagement_rate,
-            cast(null as double) as true_ate_watch_seconds
-        where 1 = 0
-
-    )
-
-{%- endif %}
 
 select * from renamed
