@@ -34,6 +34,7 @@ from streamrec.lab.exposure_tradeoff import run_curve, write_curve
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Exposure control trade-off"
+MARKS = ("<!-- fairness:start -->", "<!-- fairness:end -->")  # what --write-doc rewrites
 
 
 def markdown(points: list[dict], command: str, version: str) -> str:
@@ -76,14 +77,24 @@ def _rel(point: dict, name: str) -> str:
 
 
 def write_section(text: str) -> None:
-    """Replace (or append) the trade-off section of docs/benchmarks.md."""
+    """Replace the generated part of the trade-off section of docs/benchmarks.md (between MARKS), or add it.
+
+    Only the marked part is rewritten: the reading of the figures written below it, and the next section's
+    own markers (e.g. bench/feature_build.py's), are kept.
+    """
     doc = DOC.read_text()
-    if SECTION in doc:
+    marked = f"{MARKS[0]}\n{text}{MARKS[1]}\n"
+    if MARKS[0] in doc and MARKS[1] in doc:
+        head, _, rest = doc.partition(MARKS[0])
+        after = rest.partition(MARKS[1])[2]
+        doc = head + marked + after.removeprefix("\n")  # marked already ends with the end mark's newline
+    elif SECTION in doc:  # an unmarked section (older docs): it ends at the next heading or marker
         head, _, rest = doc.partition(SECTION)
-        tail = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""
-        doc = head + text + ("\n" + tail if tail else "")
+        ends = [i + 1 for i in (rest.find("\n## "), rest.find("\n<!--")) if i >= 0]
+        tail = rest[min(ends) :] if ends else ""
+        doc = head + marked + ("\n" + tail if tail else "")
     else:
-        doc = doc.rstrip("\n") + "\n\n" + text
+        doc = doc.rstrip("\n") + "\n\n" + marked
     DOC.write_text(doc)
 
 
