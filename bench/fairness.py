@@ -48,7 +48,8 @@ def markdown(points: list[dict], command: str, version: str) -> str:
         "rule. NDCG@10 / Hit@10: the greedy page (after the control, before exploration) of requests of held-out "
         "users; true engagement: expected engaged slots per page under the generator's behaviour model. "
         "Brackets: paired 95% bootstrap intervals over requests (every cap serves the same requests); ms per "
-        "request: candidates, control and exploration in process, one torch thread.",
+        "request: what the API does per request in process (candidates, control, exploration, exposure record; not "
+        "this bench's greedy measure), one torch thread.",
         "",
         "| cap (share of page) | slots reserved | worst-group equity (goal ≥ 0.6) | creators never shown (goal ≤ 10%) "
         "| NDCG@10 vs no control (goal ≥ −2%) | Hit@10 vs no control | true engagement vs no control "
