@@ -2,4 +2,5 @@
 
 from streamrec.cli.main import main
 
-main()
+if __name__ == "__main__":  # a spawned worker (train --nproc) re-imports the main module: run nothing then
+    main()

@@ -248,8 +248,15 @@ def train(
     refit: Annotated[
         bool, typer.Option("--refit/--no-refit", help="Refit the served models on all history after evaluation.")
     ] = True,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="Two-tower training processes (torch.distributed, gloo); each adds a batch per step."
+        ),
+    ] = 1,
 ) -> None:
     """Train retrieval model, FAISS index and ranker, write a co-versioned bundle and register it."""
+    from streamrec.models_ml.train import TrainConfig
     from streamrec.models_ml.train import train as run
 
     console.print(
@@ -259,6 +266,7 @@ def train(
             seed=seed,
             version=version,
             refit=refit,
+            train_cfg=TrainConfig(nproc=nproc),
             tune_seconds=tune_seconds if tune else None,
         )
     )
