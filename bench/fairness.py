@@ -34,6 +34,7 @@ from streamrec.lab.exposure_tradeoff import run_curve, write_curve
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Exposure control trade-off"
+MARKS = ("<!-- fairness:start -->", "<!-- fairness:end -->")  # what --write-doc rewrites
 
 
 def markdown(points: list[dict], command: str, version: str) -> str:
@@ -45,18 +46,22 @@ def markdown(points: list[dict], command: str, version: str) -> str:
         "per cap, users drawn uniformly as `streamrec simulate` does, the API's Recommender in process with its "
         "default epsilon-greedy exploration; equity on the bundle's item snapshot with the SQL metric's judged-group "
         "rule. NDCG@10 / Hit@10: the greedy page (after the control, before exploration) of requests of held-out "
-        "users; true engagement: expected engaged slots per page under the generator's behaviour model.",
+        "users; true engagement: expected engaged slots per page under the generator's behaviour model. "
+        "Brackets: paired 95% bootstrap intervals over requests (every cap serves the same requests); ms per "
+        "request: what the API does per request in process (candidates, control, exploration, exposure record; not "
+        "this bench's greedy measure), one torch thread.",
         "",
         "| cap (share of page) | slots reserved | worst-group equity (goal ≥ 0.6) | creators never shown (goal ≤ 10%) "
-        "| NDCG@10 vs no control (goal ≥ −2%) | Hit@10 vs no control | true engagement vs no control |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| NDCG@10 vs no control (goal ≥ −2%) | Hit@10 vs no control | true engagement vs no control "
+        "| ms per request |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in points:
         equity = "n/a" if p["worst_equity"] is None else f"{p['worst_equity']:.3f} ({p['worst_dimension']})"
         lines.append(
             f"| {p['cap']:.2f} | {p['reserved_share']:.1%} | {equity} | {p['creators_never_shown_share']:.1%} | "
-            f"{_pct(p['ndcg_at_10_vs_no_control'])} | {_pct(p['hit_at_10_vs_no_control'])} | "
-            f"{_pct(p['true_engaged_per_page_vs_no_control'])} |"
+            f"{_rel(p, 'ndcg_at_10')} | {_rel(p, 'hit_at_10')} | {_rel(p, 'true_engaged_per_page')} | "
+            f"{p['ms_per_request']:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -65,15 +70,32 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.1%}"
 
 
+def _rel(point: dict, name: str) -> str:
+    """`+1.2% [-0.8%, +3.1%]`: a figure relative to no control with its paired 95% interval (none at cap 0)."""
+    interval = point.get(f"{name}_vs_no_control_ci")
+    text = _pct(point[f"{name}_vs_no_control"])
+    return text if not interval or point["cap"] == 0 else f"{text} [{_pct(interval[0])}, {_pct(interval[1])}]"
+
+
 def write_section(text: str) -> None:
-    """Replace (or append) the trade-off section of docs/benchmarks.md."""
+    """Replace the generated part of the trade-off section of docs/benchmarks.md (between MARKS), or add it.
+
+    Only the marked part is rewritten: the reading of the figures written below it, and the next section's
+    own markers (e.g. bench/feature_build.py's), are kept.
+    """
     doc = DOC.read_text()
-    if SECTION in doc:
+    marked = f"{MARKS[0]}\n{text}{MARKS[1]}\n"
+    if MARKS[0] in doc and MARKS[1] in doc:
+        head, _, rest = doc.partition(MARKS[0])
+        after = rest.partition(MARKS[1])[2]
+        doc = head + marked + after.removeprefix("\n")  # marked already ends with the end mark's newline
+    elif SECTION in doc:  # an unmarked section (older docs): it ends at the next heading or marker
         head, _, rest = doc.partition(SECTION)
-        tail = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""
-        doc = head + text + ("\n" + tail if tail else "")
+        ends = [i + 1 for i in (rest.find("\n## "), rest.find("\n<!--")) if i >= 0]
+        tail = rest[min(ends) :] if ends else ""
+        doc = head + marked + ("\n" + tail if tail else "")
     else:
-        doc = doc.rstrip("\n") + "\n\n" + text
+        doc = doc.rstrip("\n") + "\n\n" + marked
     DOC.write_text(doc)
 
 

@@ -205,15 +205,15 @@ def plan_page(
     # the page, per group and in rank order, instead of masks over all ~500 candidates (that was ~1 ms/request).
     scores = ranked_scores.tolist()
     groups = ranked_groups.tolist()
-    promotable = (ranked_scores >= control.min_score).tolist()
-    is_unseen = unseen.tolist() if unseen is not None else [False] * n
-    below: dict[int, list[int]] = {}  # group -> off-page promotable candidates, best first
-    below_unseen: dict[int, list[int]] = {}  # the same, never-shown creators only
-    for i in range(k, n):
-        if promotable[i]:
-            below.setdefault(groups[i], []).append(i)
-            if is_unseen[i]:
-                below_unseen.setdefault(groups[i], []).append(i)
+    promotable_mask = ranked_scores >= control.min_score
+    promotable = promotable_mask.tolist()
+    unseen_mask = np.zeros(n, dtype=bool) if unseen is None else np.asarray(unseen, dtype=bool)
+    is_unseen = unseen_mask.tolist()
+    # group -> off-page promotable candidates, best first (and the same, never-shown creators only); split by a
+    # stable sort on the group, which keeps rank order inside each group (a Python loop over ~500 was ~0.2 ms)
+    off_page = np.flatnonzero(promotable_mask[k:]) + k
+    below = _split_by_group(off_page, ranked_groups)
+    below_unseen = _split_by_group(off_page[unseen_mask[off_page]], ranked_groups)
     page_list = page.tolist()
     reserved_list = [False] * k
     for _ in range(cap):
@@ -261,6 +261,17 @@ def plan_page(
     reserved = np.asarray(reserved_list, dtype=bool)
     order = np.argsort(page, kind="stable")  # incoming items rank below the page: they take its last slots
     return page[order], reserved[order]
+
+
+def _split_by_group(positions: np.ndarray, groups: np.ndarray) -> dict[int, list[int]]:
+    """Group -> its entries of `positions` (ascending positions into the ranked list), for groups that have any."""
+    if not len(positions):
+        return {}
+    by_group = positions[np.argsort(groups[positions], kind="stable")]
+    present, starts = np.unique(groups[by_group], return_index=True)
+    bounds = [*starts.tolist(), len(by_group)]
+    members = by_group.tolist()
+    return {g: members[bounds[j] : bounds[j + 1]] for j, g in enumerate(present.tolist())}
 
 
 def _over_exposed(exposure: np.ndarray, catalogue_sizes: np.ndarray, ratios: Mapping[str, float]) -> np.ndarray:

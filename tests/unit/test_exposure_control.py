@@ -220,3 +220,27 @@ def test_propensities_stay_exact_with_the_control_on(bundle: ServingBundle, tmp_
         assert counts[(item, slot)] == draws and logged[(item, slot)] == 1.0
     for key, propensity in logged.items():  # free slots: observed frequency = logged marginal
         assert abs(counts[key] / draws - propensity) < 4 * math.sqrt(propensity * (1 - propensity) / draws) + 1e-9
+
+
+def test_tradeoff_costs_get_paired_intervals_over_requests() -> None:
+    from streamrec.lab.exposure_tradeoff import relative
+
+    rng = np.random.default_rng(3)
+    base = rng.random(400)  # a noisy per-request figure; the same requests at every cap
+    names = ("ndcg_at_10", "hit_at_10", "true_engaged_per_page")
+
+    def point(cap: float, values: np.ndarray) -> dict:
+        return {"cap": cap, **{n: float(values.mean()) for n in names}, "_per_request": dict.fromkeys(names, values)}
+
+    same, lower = point(0.5, base), point(0.7, base * 0.9)
+    points = relative([point(0.0, base), same, lower])
+    assert all("_per_request" not in p for p in points)
+    # pairing: identical requests differ by nothing, a uniform 10% loss is exactly -10% whatever the noise
+    assert same["ndcg_at_10_vs_no_control_ci"] == pytest.approx([0.0, 0.0])
+    assert lower["hit_at_10_vs_no_control"] == pytest.approx(-0.1)
+    assert lower["hit_at_10_vs_no_control_ci"] == pytest.approx([-0.1, -0.1])
+    noisy = point(1.0, base * 0.9 + rng.normal(0, 0.2, 400))
+    relative([point(0.0, base), noisy])
+    low, high = noisy["ndcg_at_10_vs_no_control_ci"]
+    assert low < noisy["ndcg_at_10_vs_no_control"] < high
+    assert 0.01 < high - low < 0.2
