@@ -44,6 +44,7 @@ from streamrec.models_ml.model import TwoTower, TwoTowerConfig, feature_to_dict,
 from streamrec.models_ml.offline import embed, recommend_offline, write_offline
 from streamrec.models_ml.ranker import TWO_TOWER_SCORE, Ranker, bce_loss, make_ranker, save_ranker
 from streamrec.models_ml.sources import (
+    EASE_SCORE,
     EASE_WEIGHTS_FILE,
     NEIGHBOURS_FILE,
     RECENT_ITEMS_FILE,
@@ -286,6 +287,20 @@ def train_ranker(
     return ranker.eval(), losses
 
 
+def pass_through_ranker(features: list[Feature], sizes: SourceSizes, n_items: int) -> Ranker:
+    """The ranker of training rows with one class only: it ranks by the EASE source's score, else the two-tower's.
+
+    Data without logged skips (MovieLens: every rating is a play) and without drawn negatives gives the
+    ranker nothing but positives; BCE then drives every logit up and the fitted MLP is a constant whose
+    order is noise (docs/benchmarks.md, MovieLens). The strongest source's own order is the honest answer.
+    """
+    from streamrec.models_ml.ease import MAX_EASE_ITEMS
+    from streamrec.models_ml.ranker import RankerConfig
+
+    name = EASE_SCORE.name if sizes.ease > 0 and n_items <= MAX_EASE_ITEMS else TWO_TOWER_SCORE.name
+    return make_ranker(features, RankerConfig(source_score=name)).eval()
+
+
 def watch_weights(labels: np.ndarray, watch_seconds: np.ndarray, watch_weight: float) -> np.ndarray:
     """Per-row loss weights: 1 for negatives, 1 + watch_weight * watch / mean play watch for positives.
 
@@ -525,16 +540,14 @@ def fit_models(
     # than a logged skip (shown, examined, passed over), which is the direct evidence of low relevance.
     row_weights[rows["source"] != SOURCE_CODES["logged"]] *= train_cfg.drawn_negative_weight
     weights = torch.from_numpy(row_weights)
-    ranker, ranker_losses = train_ranker(
-        examples,
-        labels,
-        [*features, TWO_TOWER_SCORE, *SOURCE_FEATURES],
-        epochs,
-        seed,
-        train_cfg=train_cfg,
-        progress=progress,
-        weights=weights,
-    )
+    ranker_features = [*features, TWO_TOWER_SCORE, *SOURCE_FEATURES]
+    if len(np.unique(rows["label"])) < 2:
+        n_items = len(data.item_snapshot_latest["item_id"])
+        ranker, ranker_losses = pass_through_ranker(ranker_features, train_cfg.source_sizes(), n_items), []
+    else:
+        ranker, ranker_losses = train_ranker(
+            examples, labels, ranker_features, epochs, seed, train_cfg=train_cfg, progress=progress, weights=weights
+        )
     with torch.inference_mode():
         ranker_train_auc = auc(rows["label"], ranker(examples).numpy())
     return Fit(
