@@ -72,6 +72,128 @@ def features_names(features: Sequence[Feature]) -> list[str]:
     return [f.name for f in features]
 
 
+# The dbt staging view of raw.interactions: training reads interactions through the same typed, renamed
+# model the feature tables are built from, never the raw table itself.
+INTERACTIONS = "staging.stg_raw__interactions"
+REQUIRED_TABLES = (
+    *(
+        ("features", t)
+        for t in ("user_features", "item_features", "training_examples", "user_recent_items", "item_neighbours")
+    ),
+    ("staging", "stg_raw__interactions"),
+)
+
+
+def _require_built(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    for schema, table in REQUIRED_TABLES:
+        if not table_exists(con, schema, table):
+            raise StreamRecError(
+                f"{settings.warehouse_path} has no {schema}.{table}: run `streamrec build` before training"
+            )
+
+
+def _split_point(con: duckdb.DuckDBPyConnection, holdout_days: int) -> tuple[dt.datetime, dt.datetime]:
+    """(latest as_of, split as_of): the split is the last as_of at least `holdout_days` before the latest."""
+    grid = _as_of_grid(con)
+    if not grid:
+        raise StreamRecError("features.user_features / item_features have no common as_of: rebuild features")
+    latest = grid[-1]
+    wanted_split = latest - dt.timedelta(days=holdout_days)
+    earlier = [a for a in grid if a <= wanted_split]
+    return latest, earlier[-1] if earlier else grid[0]
+
+
+@dataclass
+class _Snapshots:
+    user_split: Columns
+    item_split: Columns
+    user_latest: Columns
+    item_latest: Columns
+
+
+def _read_snapshots(
+    con: duckdb.DuckDBPyConnection, user_cols: str, item_cols: str, split: dt.datetime, latest: dt.datetime
+) -> _Snapshots:
+    snapshot = "select {cols} from features.{table} where as_of = ? order by {key}"
+    user_sql = snapshot.format(cols=user_cols, table="user_features", key="user_id")
+    item_sql = snapshot.format(cols=item_cols, table="item_features", key="item_id")
+    return _Snapshots(
+        user_split=read_columns(con, user_sql, [split]),
+        item_split=read_columns(con, item_sql, [split]),
+        user_latest=read_columns(con, user_sql, [latest]),
+        item_latest=read_columns(con, item_sql, [latest]),
+    )
+
+
+def _read_examples(con: duckdb.DuckDBPyConnection, features: Sequence[Feature], split: dt.datetime) -> Columns:
+    keys = ["interaction_id", "user_id", "item_id", "event_ts", "as_of", "label", "watch_seconds"]
+    return read_columns(
+        con,
+        f"select {_feature_columns(features, keys)} from features.training_examples "
+        "where event_ts < ? order by interaction_id",
+        [split],
+    )
+
+
+def _read_source_tables(con: duckdb.DuckDBPyConnection, split: dt.datetime) -> tuple[Columns, Columns]:
+    """(recent items, item neighbours) at every as_of up to the split: the item-to-item source's inputs."""
+    recent_items = read_columns(
+        con,
+        "select as_of, user_id, item_id from features.user_recent_items where as_of <= ? order by all",
+        [split],
+    )
+    neighbours = read_columns(
+        con,
+        "select as_of, item_id, neighbour_item_id, similarity_score from features.item_neighbours "
+        "where as_of <= ? order by as_of, item_id, neighbour_rank",
+        [split],
+    )
+    return recent_items, neighbours
+
+
+@dataclass
+class _InteractionSplit:
+    positive_events: Columns
+    seen_pairs: Columns
+    holdout_pairs: Columns
+    item_popularity: Columns
+
+
+def _read_interaction_split(
+    con: duckdb.DuckDBPyConnection, split: dt.datetime, holdout_end: dt.datetime
+) -> _InteractionSplit:
+    """EASE's positives, the seen pairs, the holdout's ground truth and popularity, all cut at the split."""
+    positive = ", ".join(f"'{e}'" for e in POSITIVE_EVENT_TYPES)
+    holdout_sql = f"""
+        select distinct h.user_id, h.item_id
+        from {INTERACTIONS} h
+        where h.event_ts >= ? and h.event_ts < ? and h.event_type in ({positive})
+          and not exists (
+            select 1 from {INTERACTIONS} s
+            where s.user_id = h.user_id and s.item_id = h.item_id and s.event_ts < ?
+          )
+        order by all
+    """
+    return _InteractionSplit(
+        positive_events=read_columns(
+            con,
+            f"select user_id, item_id, event_ts from {INTERACTIONS} "
+            f"where event_ts < ? and event_type in ({positive}) order by event_ts, user_id, item_id",
+            [split],
+        ),
+        seen_pairs=read_columns(
+            con, f"select distinct user_id, item_id from {INTERACTIONS} where event_ts < ? order by all", [split]
+        ),
+        holdout_pairs=read_columns(con, holdout_sql, [split, holdout_end, split]),
+        item_popularity=read_columns(
+            con,
+            f"select item_id, count(*)::double as positives from {INTERACTIONS} "
+            f"where event_ts < ? and event_type in ({positive}) group by item_id order by item_id",
+            [split],
+        ),
+    )
+
+
 def load_training_data(
     settings: Settings, contract: FeatureContract, holdout_days: int = 7, holdout_window_days: int | None = None
 ) -> TrainingData:
@@ -82,100 +204,31 @@ def load_training_data(
     """
     user_feats = contract.for_entity("user")
     item_feats = contract.for_entity("item")
+    user_cols = _feature_columns(user_feats, ["user_id", "as_of"])
+    item_cols = _feature_columns(item_feats, ["item_id", "creator_id", "as_of"])
     with connect(settings, read_only=True) as con:
-        for table in ("user_features", "item_features", "training_examples", "user_recent_items", "item_neighbours"):
-            if not table_exists(con, "features", table):
-                raise StreamRecError(
-                    f"{settings.warehouse_path} has no features.{table}: run `streamrec build` before training"
-                )
-        grid = _as_of_grid(con)
-        if not grid:
-            raise StreamRecError("features.user_features / item_features have no common as_of: rebuild features")
-        latest = grid[-1]
-        wanted_split = latest - dt.timedelta(days=holdout_days)
-        earlier = [a for a in grid if a <= wanted_split]
-        split = earlier[-1] if earlier else grid[0]
-
-        user_cols = _feature_columns(user_feats, ["user_id", "as_of"])
-        item_cols = _feature_columns(item_feats, ["item_id", "creator_id", "as_of"])
-        snapshot = "select {cols} from features.{table} where as_of = ? order by {key}"
-        user_split = read_columns(con, snapshot.format(cols=user_cols, table="user_features", key="user_id"), [split])
-        item_split = read_columns(con, snapshot.format(cols=item_cols, table="item_features", key="item_id"), [split])
-        user_latest = read_columns(con, snapshot.format(cols=user_cols, table="user_features", key="user_id"), [latest])
-        item_latest = read_columns(con, snapshot.format(cols=item_cols, table="item_features", key="item_id"), [latest])
-        example_cols = ", ".join(
-            [
-                "interaction_id",
-                "user_id",
-                "item_id",
-                "event_ts",
-                "as_of",
-                "label",
-                "watch_seconds",
-                *features_names(user_feats + item_feats),
-            ]
-        )
-        examples = read_columns(
-            con,
-            f"select {example_cols} from features.training_examples where event_ts < ? order by interaction_id",
-            [split],
-        )
+        _require_built(con, settings)
+        latest, split = _split_point(con, holdout_days)
+        snapshots = _read_snapshots(con, user_cols, item_cols, split, latest)
+        examples = _read_examples(con, user_feats + item_feats, split)
         item_grid = read_columns(
             con, f"select {item_cols} from features.item_features where as_of < ? order by as_of, item_id", [split]
         )
-        recent_items = read_columns(
-            con,
-            "select as_of, user_id, item_id from features.user_recent_items where as_of <= ? order by all",
-            [split],
-        )
-        neighbours = read_columns(
-            con,
-            "select as_of, item_id, neighbour_item_id, similarity_score from features.item_neighbours "
-            "where as_of <= ? order by as_of, item_id, neighbour_rank",
-            [split],
-        )
-        positive = ", ".join(f"'{e}'" for e in POSITIVE_EVENT_TYPES)
+        recent_items, neighbours = _read_source_tables(con, split)
         holdout_end = (
             split + dt.timedelta(days=holdout_window_days) if holdout_window_days else latest + dt.timedelta(days=1)
         )
-        positive_events = read_columns(
-            con,
-            "select user_id, item_id, event_ts from raw.interactions "
-            f"where event_ts < ? and event_type in ({positive}) order by event_ts, user_id, item_id",
-            [split],
-        )
-        seen = read_columns(
-            con, "select distinct user_id, item_id from raw.interactions where event_ts < ? order by all", [split]
-        )
-        holdout = read_columns(
-            con,
-            f"""
-            select distinct h.user_id, h.item_id
-            from raw.interactions h
-            where h.event_ts >= ? and h.event_ts < ? and h.event_type in ({positive})
-              and not exists (
-                select 1 from raw.interactions s
-                where s.user_id = h.user_id and s.item_id = h.item_id and s.event_ts < ?
-              )
-            order by all
-            """,
-            [split, holdout_end, split],
-        )
-        popularity = read_columns(
-            con,
-            f"""
-            select item_id, count(*)::double as positives from raw.interactions
-            where event_ts < ? and event_type in ({positive}) group by item_id order by item_id
-            """,
-            [split],
-        )
+        interactions = _read_interaction_split(con, split, holdout_end)
 
-    validate_features(examples, user_feats + item_feats, "features.training_examples")
-    validate_features(item_grid, item_feats, f"features.item_features (as_of < {split})")
-    validate_features(user_split, user_feats, f"features.user_features (as_of {split})")
-    validate_features(item_split, item_feats, f"features.item_features (as_of {split})")
-    validate_features(user_latest, user_feats, f"features.user_features (as_of {latest})")
-    validate_features(item_latest, item_feats, f"features.item_features (as_of {latest})")
+    for columns, feats, what in (
+        (examples, user_feats + item_feats, "features.training_examples"),
+        (item_grid, item_feats, f"features.item_features (as_of < {split})"),
+        (snapshots.user_split, user_feats, f"features.user_features (as_of {split})"),
+        (snapshots.item_split, item_feats, f"features.item_features (as_of {split})"),
+        (snapshots.user_latest, user_feats, f"features.user_features (as_of {latest})"),
+        (snapshots.item_latest, item_feats, f"features.item_features (as_of {latest})"),
+    ):
+        validate_features(columns, feats, what)
     if not (examples["label"] == 1).any():
         raise StreamRecError(
             f"features.training_examples has no positive example before {split}: not enough history to train"
@@ -185,16 +238,16 @@ def load_training_data(
         item_features=item_feats,
         examples=examples,
         item_grid=item_grid,
-        user_snapshot_split=user_split,
-        item_snapshot_split=item_split,
-        user_snapshot_latest=user_latest,
-        item_snapshot_latest=item_latest,
-        seen_pairs=seen,
-        holdout_pairs=holdout,
-        item_popularity=popularity,
+        user_snapshot_split=snapshots.user_split,
+        item_snapshot_split=snapshots.item_split,
+        user_snapshot_latest=snapshots.user_latest,
+        item_snapshot_latest=snapshots.item_latest,
+        seen_pairs=interactions.seen_pairs,
+        holdout_pairs=interactions.holdout_pairs,
+        item_popularity=interactions.item_popularity,
         recent_items=recent_items,
         item_neighbours=neighbours,
-        positive_events=positive_events,
+        positive_events=interactions.positive_events,
         latest_as_of=latest,
         split_as_of=split,
     )

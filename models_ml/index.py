@@ -191,6 +191,42 @@ def _choose(
     return chosen[0], chosen[1], chosen[2], latency
 
 
+def _tune_candidate(
+    candidate: _Candidate,
+    build_seconds: float,
+    tune: np.ndarray,
+    held: np.ndarray,
+    exact: tuple[np.ndarray, np.ndarray],
+    k: int,
+    target_recall: float,
+) -> tuple[dict[str, Any], float | None]:
+    """(the manifest's record of this candidate, its held-out recall or None when it missed the target).
+
+    A qualifying candidate is left set to the smallest breadth that reached the target.
+    """
+    index = candidate.index
+    breadth, tried, held_recall = _tune(
+        candidate.set_breadth,
+        candidate.steps,
+        lambda q: index.search(q, k)[1],
+        tune,
+        held,
+        exact,
+        target_recall,
+    )
+    record: dict[str, Any] = {
+        **candidate.fixed,
+        "build_seconds": round(build_seconds, 2),
+        f"recall_by_{candidate.breadth_name}": tried,
+    }
+    if breadth is None:
+        record["rejected"] = f"best tuning recall@{k} {max(tried.values()):.3f} < {target_recall}"
+        return record, None
+    candidate.set_breadth(breadth)
+    record |= {candidate.breadth_name: breadth, "held_out_recall": round(held_recall, 4)}
+    return record, held_recall
+
+
 def build_index(
     embeddings: np.ndarray,
     exact_max_items: int = 50_000,
@@ -238,39 +274,22 @@ def build_index(
     }
     qualified: list[tuple[str, faiss.Index, float]] = []  # (kind, index, held-out recall)
     for kind in candidates:
-        began = time.perf_counter()
         if kind == HNSW and n > hnsw_max_items:
             params["candidates"][kind] = {"skipped": f"{n} items > hnsw_max_items {hnsw_max_items} (build too slow)"}
             continue
-        if kind == IVF:
-            candidate = _ivf_candidate(vectors, nlist or default_nlist(n), seed)
-        elif kind == HNSW:
-            candidate = _hnsw_candidate(vectors, hnsw_m, ef_construction)
-        else:
+        if kind not in (IVF, HNSW):
             raise ValueError(f"unknown index candidate {kind!r}; expected {IVF!r} or {HNSW!r}")
-        build_seconds = time.perf_counter() - began
-        index = candidate.index
-        breadth, tried, held_recall = _tune(
-            candidate.set_breadth,
-            candidate.steps,
-            lambda q, index=index: index.search(q, k)[1],
-            tune,
-            held,
-            exact,
-            target_recall,
+        began = time.perf_counter()
+        candidate = (
+            _ivf_candidate(vectors, nlist or default_nlist(n), seed)
+            if kind == IVF
+            else _hnsw_candidate(vectors, hnsw_m, ef_construction)
         )
-        record: dict[str, Any] = {
-            **candidate.fixed,
-            "build_seconds": round(build_seconds, 2),
-            f"recall_by_{candidate.breadth_name}": tried,
-        }
-        if breadth is None:
-            record["rejected"] = f"best tuning recall@{k} {max(tried.values()):.3f} < {target_recall}"
-        else:
-            candidate.set_breadth(breadth)
-            record |= {candidate.breadth_name: breadth, "held_out_recall": round(held_recall, 4)}
-            qualified.append((kind, index, held_recall))
+        seconds = time.perf_counter() - began
+        record, held_recall = _tune_candidate(candidate, seconds, tune, held, exact, k, target_recall)
         params["candidates"][kind] = record
+        if held_recall is not None:
+            qualified.append((kind, candidate.index, held_recall))
 
     kind, index, recall, latency = _choose(qualified, flat, held, k, prefer_faster, params)
     if not qualified:

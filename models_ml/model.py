@@ -293,11 +293,18 @@ def in_batch_softmax_loss(
     return F.cross_entropy(logits, torch.arange(len(user_emb)))
 
 
-def save_two_tower(model: TwoTower, path: Path, contract_sha256: str) -> None:
-    """Write the checkpoint layout agreed for bundles (config, weights, feature names, norm, contract hash)."""
+def save_two_tower(
+    model: TwoTower, path: Path, contract_sha256: str, train_config: Mapping[str, object] | None = None
+) -> None:
+    """Write the checkpoint layout agreed for bundles (config, weights, feature names, norm, contract hash).
+
+    `train_config`: the optimisation settings it was trained with (TrainConfig as a dict), stored beside
+    the model's own config so a checkpoint alone says how to reproduce it.
+    """
     torch.save(
         {
             "config": asdict(model.cfg),
+            "train_config": dict(train_config or {}),
             "state_dict": model.state_dict(),
             "user_feature_names": model.user_feature_names,
             "item_feature_names": model.item_feature_names,

@@ -189,11 +189,14 @@ def bce_loss(logits: Tensor, labels: Tensor, weights: Tensor | None = None) -> T
     return (F.binary_cross_entropy_with_logits(logits, labels, reduction="none") * weights).sum() / weights.sum()
 
 
-def save_ranker(ranker: Ranker, path: Path, contract_sha256: str) -> None:
-    """Write the ranker checkpoint: config, weights, feature names, norm and contract hash."""
+def save_ranker(
+    ranker: Ranker, path: Path, contract_sha256: str, train_config: Mapping[str, object] | None = None
+) -> None:
+    """Write the ranker checkpoint: config, weights, feature names, norm, contract hash and `train_config`."""
     torch.save(
         {
             "config": asdict(ranker.cfg),
+            "train_config": dict(train_config or {}),
             "state_dict": ranker.state_dict(),
             "feature_names": ranker.feature_names,
             "norm": ranker.encoder.norm(),

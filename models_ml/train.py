@@ -19,7 +19,7 @@ import random
 import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from torch import Tensor
 
 from streamrec.contracts.schema import Feature, FeatureContract, load_contract
@@ -39,9 +39,9 @@ from streamrec.core.settings import Settings
 from streamrec.core.warehouse import connect, table_exists
 from streamrec.models_ml.bundle import EMBEDDINGS_FILE, INDEX_FILE, ITEM_IDS_FILE, ONLINE_ITEM_FILE
 from streamrec.models_ml.data import TrainingData, load_training_data
-from streamrec.models_ml.index import build_index
+from streamrec.models_ml.index import IndexInfo, build_index
 from streamrec.models_ml.model import TwoTower, TwoTowerConfig, feature_to_dict, in_batch_softmax_loss, save_two_tower
-from streamrec.models_ml.offline import embed, recommend_offline, write_offline
+from streamrec.models_ml.offline import OfflineResult, embed, recommend_offline, write_offline
 from streamrec.models_ml.ranker import TWO_TOWER_SCORE, Ranker, bce_loss, make_ranker, save_ranker
 from streamrec.models_ml.sources import (
     EASE_SCORE,
@@ -94,6 +94,15 @@ class TrainConfig:
         )
 
 
+def train_config_from_checkpoint(path: Path) -> TrainConfig:
+    """The TrainConfig a bundle checkpoint (retrieval.pt or ranker.pt) was trained with."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    stored = checkpoint.get("train_config")
+    if not stored:
+        raise StreamRecError(f"{path}: checkpoint has no train_config (written before it was stored)")
+    return TrainConfig(**stored)
+
+
 def default_version() -> str:
     """`v` + UTC timestamp, e.g. v20260101-120000."""
     return "v" + dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
@@ -136,6 +145,28 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor
 
 def _subset(tensors: Mapping[str, Tensor], index: Tensor) -> dict[str, Tensor]:
     return {name: t[index] for name, t in tensors.items()}
+
+
+def _epoch(
+    optimiser: torch.optim.Optimizer, batches: Iterable[Tensor], batch_loss: Callable[[Tensor], Tensor | None]
+) -> float:
+    """One pass: per batch of row indices, loss (None: skip the batch), backward, step; the mean batch loss."""
+    total, steps = 0.0, 0
+    for index in batches:
+        loss = batch_loss(index)
+        if loss is None:
+            continue
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        total += float(loss.detach())
+        steps += 1
+    return total / max(steps, 1)
+
+
+def _report(progress: Progress | None, task: TaskID | None, epoch: int, loss: float) -> None:
+    if progress is not None and task is not None:
+        progress.update(task, advance=1, status=f"epoch {epoch + 1} loss {loss:.4f}")
 
 
 def train_two_tower(
@@ -181,27 +212,22 @@ def train_two_tower(
     losses: list[float] = []
     task = progress.add_task("two-tower", total=epochs, status="") if progress else None
     model.train()
+
+    def batch_loss(index: Tensor) -> Tensor | None:
+        if len(index) < 2:  # in-batch softmax needs at least one negative
+            return None
+        batch = _subset(positives, index)
+        return in_batch_softmax_loss(
+            model.user_embedding(batch),
+            model.item_embedding(batch),
+            batch["item_id"],
+            log_q_by_row[index],
+            cfg.temperature,
+        )
+
     for epoch in range(epochs):
-        total, steps = 0.0, 0
-        for index in _batches(n, train_cfg.batch_size, generator):
-            if len(index) < 2:
-                continue
-            batch = _subset(positives, index)
-            loss = in_batch_softmax_loss(
-                model.user_embedding(batch),
-                model.item_embedding(batch),
-                batch["item_id"],
-                log_q_by_row[index],
-                cfg.temperature,
-            )
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach())
-            steps += 1
-        losses.append(total / max(steps, 1))
-        if progress and task is not None:
-            progress.update(task, advance=1, status=f"epoch {epoch + 1} loss {losses[-1]:.4f}")
+        losses.append(_epoch(optimiser, _batches(n, train_cfg.batch_size, generator), batch_loss))
+        _report(progress, task, epoch, losses[-1])
         if valid is not None:
             valid_loss = _validation_loss(model, valid, cfg.temperature, train_cfg.batch_size, vocab, counts)
             if valid_loss < best[0]:
@@ -270,20 +296,13 @@ def train_ranker(
     losses: list[float] = []
     task = progress.add_task("ranker", total=epochs, status="") if progress else None
     ranker.train()
+
+    def batch_loss(index: Tensor) -> Tensor:
+        return bce_loss(ranker(_subset(examples, index)), labels[index], None if weights is None else weights[index])
+
     for epoch in range(epochs):
-        total, steps = 0.0, 0
-        for index in _batches(len(labels), train_cfg.ranker_batch_size, generator):
-            loss = bce_loss(
-                ranker(_subset(examples, index)), labels[index], None if weights is None else weights[index]
-            )
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach())
-            steps += 1
-        losses.append(total / max(steps, 1))
-        if progress and task is not None:
-            progress.update(task, advance=1, status=f"epoch {epoch + 1} loss {losses[-1]:.4f}")
+        losses.append(_epoch(optimiser, _batches(len(labels), train_cfg.ranker_batch_size, generator), batch_loss))
+        _report(progress, task, epoch, losses[-1])
     return ranker.eval(), losses
 
 
@@ -389,14 +408,16 @@ def _write_ease_files(staging: Path, data: TrainingData, item_ids: np.ndarray, t
 def _write_bundle_files(
     settings: Settings,
     staging: Path,
-    contract: FeatureContract,
+    run: TrainRun,
     data: TrainingData,
     model: TwoTower,
     ranker: Ranker,
-) -> tuple[np.ndarray, Any]:
+) -> tuple[np.ndarray, IndexInfo]:
     """Every bundle file except the manifest; returns (item ids, IndexInfo)."""
-    save_two_tower(model, staging / "retrieval.pt", contract.sha256)
-    save_ranker(ranker, staging / "ranker.pt", contract.sha256)
+    contract = run.contract
+    train_config = dataclasses.asdict(run.train_cfg)
+    save_two_tower(model, staging / "retrieval.pt", contract.sha256, train_config)
+    save_ranker(ranker, staging / "ranker.pt", contract.sha256, train_config)
 
     item_t = to_tensors(data.item_snapshot_latest, data.item_features)
     user_t = to_tensors(data.user_snapshot_latest, data.user_features)
@@ -461,6 +482,35 @@ def candidate_sources(sizes: SourceSizes, ease_l2: float) -> list[dict[str, Any]
     ]
 
 
+def _two_tower_rows(data: TrainingData, early_stopping: bool) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
+    """(training positives, validation positives): the latest 10% by event time when `early_stopping`."""
+    positive_rows = take_rows(data.examples, data.examples["label"] == 1)
+    positives = to_tensors(positive_rows, data.user_features + data.item_features)
+    if not early_stopping:
+        return positives, None
+    order = np.argsort(positive_rows["event_ts"], kind="stable")
+    cut = int(len(order) * 0.9)
+    return _subset(positives, torch.from_numpy(np.sort(order[:cut]))), _subset(positives, torch.from_numpy(order[cut:]))
+
+
+def _ranker_examples(
+    rows: Mapping[str, np.ndarray], model: TwoTower, features: Sequence[Feature], train_cfg: TrainConfig
+) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+    """(inputs by name, labels, loss weights) of the ranker's rows: contract features, two-tower and source inputs."""
+    from streamrec.models_ml.negatives import SOURCE_CODES
+
+    examples = to_tensors(rows, features)
+    examples[TWO_TOWER_SCORE.name] = two_tower_scores(model, examples)
+    for feature in SOURCE_FEATURES:
+        examples[feature.name] = torch.from_numpy(np.asarray(rows[feature.name], dtype=np.float32))
+    labels = torch.from_numpy(rows["label"].astype(np.float32))
+    row_weights = watch_weights(rows["label"], rows["watch_seconds"], train_cfg.watch_weight)
+    # Drawn negatives were never shown: "not engaged" there mixes exposure with taste, so they may weigh less
+    # than a logged skip (shown, examined, passed over), which is the direct evidence of low relevance.
+    row_weights[rows["source"] != SOURCE_CODES["logged"]] *= train_cfg.drawn_negative_weight
+    return examples, labels, torch.from_numpy(row_weights)
+
+
 @dataclass
 class Fit:
     """Both models fitted on one TrainingData, with what the bundle's metrics report about the fit."""
@@ -494,14 +544,7 @@ def fit_models(
     from streamrec.models_ml.negatives import SOURCE_CODES, ranker_rows
 
     features = data.user_features + data.item_features
-    positive_rows = take_rows(data.examples, data.examples["label"] == 1)
-    positives = to_tensors(positive_rows, features)
-    valid = None
-    if early_stopping:
-        order = np.argsort(positive_rows["event_ts"], kind="stable")
-        cut = int(len(order) * 0.9)
-        valid = _subset(positives, torch.from_numpy(order[cut:]))
-        positives = _subset(positives, torch.from_numpy(np.sort(order[:cut])))
+    positives, valid = _two_tower_rows(data, early_stopping)
     epoch_started = time.perf_counter()
     model, tt_losses = train_two_tower(
         positives,
@@ -530,20 +573,12 @@ def fit_models(
         ease_l2=train_cfg.ease_l2,
     )
     by_source = {name: int((rows["source"] == code).sum()) for name, code in SOURCE_CODES.items()}
-    examples = to_tensors(rows, features)
-    examples[TWO_TOWER_SCORE.name] = two_tower_scores(model, examples)
-    for feature in SOURCE_FEATURES:
-        examples[feature.name] = torch.from_numpy(np.asarray(rows[feature.name], dtype=np.float32))
-    labels = torch.from_numpy(rows["label"].astype(np.float32))
-    row_weights = watch_weights(rows["label"], rows["watch_seconds"], train_cfg.watch_weight)
-    # Drawn negatives were never shown: "not engaged" there mixes exposure with taste, so they may weigh less
-    # than a logged skip (shown, examined, passed over), which is the direct evidence of low relevance.
-    row_weights[rows["source"] != SOURCE_CODES["logged"]] *= train_cfg.drawn_negative_weight
-    weights = torch.from_numpy(row_weights)
+    examples, labels, weights = _ranker_examples(rows, model, features, train_cfg)
     ranker_features = [*features, TWO_TOWER_SCORE, *SOURCE_FEATURES]
+    ranker_losses: list[float] = []
     if len(np.unique(rows["label"])) < 2:
         n_items = len(data.item_snapshot_latest["item_id"])
-        ranker, ranker_losses = pass_through_ranker(ranker_features, train_cfg.source_sizes(), n_items), []
+        ranker = pass_through_ranker(ranker_features, train_cfg.source_sizes(), n_items)
     else:
         ranker, ranker_losses = train_ranker(
             examples, labels, ranker_features, epochs, seed, train_cfg=train_cfg, progress=progress, weights=weights
@@ -561,6 +596,182 @@ def fit_models(
         negatives_by_source=by_source,
         seconds_per_epoch=seconds_per_epoch,
         two_tower_epochs=int(getattr(model, "best_epochs", len(tt_losses))),
+    )
+
+
+@dataclass
+class TrainRun:
+    """One `streamrec train` call's fixed inputs: where the bundle goes and the settings both fits use."""
+
+    version: str
+    bundle_dir: Path
+    contract: FeatureContract
+    train_cfg: TrainConfig
+    tt_cfg: TwoTowerConfig
+    epochs: int
+    seed: int
+    tuning: dict[str, Any]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """What the manifest and `streamrec versions` show: TrainConfig, the two-tower's sizes, epochs."""
+        return {
+            **dataclasses.asdict(self.train_cfg),
+            "temperature": self.tt_cfg.temperature,
+            "id_dim": self.tt_cfg.id_dim,
+            "hidden_dim": self.tt_cfg.hidden_dim,
+            "embedding_dim": self.tt_cfg.embedding_dim,
+            "epochs": self.epochs,
+        }
+
+    def fit(self, data: TrainingData, progress: Progress) -> Fit:
+        """Both models on `data` with this run's settings (a fresh copy of the two-tower config each time)."""
+        return fit_models(
+            data, self.epochs, self.seed, self.train_cfg, tt_cfg=copy.deepcopy(self.tt_cfg), progress=progress
+        )
+
+
+def _new_bundle_dir(settings: Settings, version: str | None) -> tuple[str, Path]:
+    version = version or default_version()
+    if not VERSION_PATTERN.match(version):
+        raise StreamRecError(f"version tag {version!r} must be letters, digits, '.', '_' or '-' (max 64)")
+    bundle_dir = settings.artifacts_dir / version
+    if bundle_dir.exists():
+        raise StreamRecError(f"bundle {bundle_dir} already exists: choose another --version")
+    return version, bundle_dir
+
+
+def _plan_run(
+    settings: Settings,
+    version: str | None,
+    epochs: int,
+    seed: int,
+    refit: bool | None,
+    train_cfg: TrainConfig | None,
+    tune_seconds: float | None,
+) -> TrainRun:
+    """Check the version, then settle the hyperparameters (tuned on validation when `tune_seconds` is set)."""
+    version, bundle_dir = _new_bundle_dir(settings, version)
+    contract = load_contract()
+    train_cfg = train_cfg or TrainConfig()
+    if refit is not None:
+        train_cfg.refit = refit
+    tt_cfg = TwoTowerConfig()
+    tuning: dict[str, Any] = {"tuned": False}
+    if tune_seconds is not None:
+        from streamrec.models_ml.tune import tune
+
+        train_cfg, tt_cfg, epochs, tuning = tune(settings, contract, train_cfg, tune_seconds, seed, epochs)
+    return TrainRun(version, bundle_dir, contract, train_cfg, tt_cfg, epochs, seed, tuning)
+
+
+def _refit(
+    settings: Settings, run: TrainRun, split_fit: Fit, data: TrainingData, progress: Progress
+) -> tuple[Fit, TrainingData, dict[str, Any]]:
+    """(served fit, its data, the manifest's refit record): the split models themselves unless refitting."""
+    if not run.train_cfg.refit:
+        return split_fit, data, {"refit": False}
+    # Same hyperparameters and seed, every day up to the latest as_of: the served bundle sees the holdout
+    # window too. Features stay point-in-time (each row keeps its own snapshot).
+    served_data = load_training_data(settings, run.contract, holdout_days=0)
+    served = run.fit(served_data, progress)
+    return (
+        served,
+        served_data,
+        {
+            "refit": True,
+            "refit_train_positives": served.train_positives,
+            "refit_train_examples": served.train_examples,
+            "refit_examples_before": served_data.split_as_of.isoformat(),
+            "refit_two_tower_loss_by_epoch": served.two_tower_losses,
+            "refit_ranker_train_auc": served.ranker_train_auc,
+            "refit_ranker_scores_by": served.ranker.cfg.source_score or "mlp",
+        },
+    )
+
+
+def _metrics(
+    run: TrainRun, split_fit: Fit, data: TrainingData, offline: OfflineResult, info: IndexInfo, refit: dict[str, Any]
+) -> dict[str, Any]:
+    """The manifest's metrics: the split model's offline figures and fit, the index, the run's settings."""
+    return {
+        **offline.metrics,
+        "two_tower_loss_by_epoch": split_fit.two_tower_losses,
+        "ranker_loss_by_epoch": split_fit.ranker_losses,
+        "ranker_train_auc": split_fit.ranker_train_auc,
+        # "mlp", or the source score a pass-through ranker orders by (training rows of one class)
+        "ranker_scores_by": split_fit.ranker.cfg.source_score or "mlp",
+        "train_positives": split_fit.train_positives,
+        "train_examples": split_fit.train_examples,
+        "ranker_negatives_by_source": split_fit.negatives_by_source,
+        "seconds_per_epoch": split_fit.seconds_per_epoch,
+        "split_as_of": data.split_as_of.isoformat(),
+        "features_as_of": data.latest_as_of.isoformat(),
+        "seed": run.seed,
+        "epochs": run.epochs,
+        "index_build_seconds": info.build_seconds,
+        "index_params": info.params,
+        "hyperparameters": run.hyperparameters(),
+        "tuning": run.tuning,
+        **refit,
+    }
+
+
+def _write_bundle(
+    settings: Settings,
+    run: TrainRun,
+    served: Fit,
+    served_data: TrainingData,
+    metrics_of: Callable[[IndexInfo], dict[str, Any]],
+) -> tuple[np.ndarray, IndexInfo]:
+    """Write the served models' bundle, manifest last, and move it into place; returns (item ids, index info).
+
+    Built under artifacts/.staging/<version> (the manifest wants the directory named as the version), then
+    moved into place in one rename: a crash never leaves a half-written bundle under artifacts/.
+    """
+    from streamrec.models_ml.bundle import write_manifest
+
+    staging = settings.artifacts_dir / ".staging" / run.version
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        item_ids, info = _write_bundle_files(settings, staging, run, served_data, served.model, served.ranker)
+        sizes = _write_ease_files(staging, served_data, item_ids, run.train_cfg)
+        meta = {
+            "version": run.version,
+            "created_at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
+            "contract_sha256": run.contract.sha256,
+            "embedding_dim": served.model.cfg.embedding_dim,
+            "n_items": len(item_ids),
+            "index_kind": info.kind,
+            "index_recall_at_500": info.recall_at_500,
+            "metrics": metrics_of(info),
+            "candidate_sources": candidate_sources(sizes, run.train_cfg.ease_l2),
+        }
+        write_manifest(staging, meta)
+        os.replace(staging, run.bundle_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return item_ids, info
+
+
+def _summary(
+    run: TrainRun, seconds: float, split_fit: Fit, served: Fit, offline: OfflineResult, n_items: int, info: IndexInfo
+) -> str:
+    m = offline.metrics
+    losses = split_fit.two_tower_losses
+    refit_note = (
+        f"served models refit on all history ({served.train_positives} positives)"
+        if run.train_cfg.refit
+        else "served models = the split models (no refit)"
+    )
+    return (
+        f"trained {run.version} in {seconds:.1f} s: {split_fit.train_positives} positives, "
+        f"{run.epochs} epochs ({split_fit.seconds_per_epoch:.1f} s/epoch, loss {losses[0]:.3f} -> {losses[-1]:.3f}); "
+        f"index {info.kind} over {n_items} items, recall@500 {info.recall_at_500:.3f}; "
+        f"offline on {int(m['heldout_users'])} held-out users: recall@10 model {m['model_recall@10']:.3f} "
+        f"vs popularity {m['popularity_recall@10']:.3f}, ndcg@10 {m['model_ndcg@10']:.3f} vs "
+        f"{m['popularity_ndcg@10']:.3f}; {refit_note}"
     )
 
 
@@ -582,116 +793,26 @@ def train(
     the hyperparameters on a validation window under that budget (`models_ml.tune`); `epochs` is then the
     early-stopping ceiling and the chosen values are used for the split model and the refit alike.
     """
-    from streamrec.models_ml.bundle import write_manifest
     from streamrec.models_ml.registry import register
 
-    version = version or default_version()
-    if not VERSION_PATTERN.match(version):
-        raise StreamRecError(f"version tag {version!r} must be letters, digits, '.', '_' or '-' (max 64)")
-    bundle_dir = settings.artifacts_dir / version
-    if bundle_dir.exists():
-        raise StreamRecError(f"bundle {bundle_dir} already exists: choose another --version")
-    contract = load_contract()
-    train_cfg = train_cfg or TrainConfig()
-    if refit is not None:
-        train_cfg.refit = refit
     started = time.perf_counter()
-    tt_cfg = TwoTowerConfig()
-    tuning: dict[str, Any] = {"tuned": False}
-    if tune_seconds is not None:
-        from streamrec.models_ml.tune import tune
-
-        train_cfg, tt_cfg, epochs, tuning = tune(settings, contract, train_cfg, tune_seconds, seed, epochs)
-    data = load_training_data(settings, contract, holdout_days=train_cfg.holdout_days)
-    hyperparameters = {
-        **{k: v for k, v in dataclasses.asdict(train_cfg).items()},
-        "temperature": tt_cfg.temperature,
-        "id_dim": tt_cfg.id_dim,
-        "hidden_dim": tt_cfg.hidden_dim,
-        "embedding_dim": tt_cfg.embedding_dim,
-        "epochs": epochs,
-    }
-
+    run = _plan_run(settings, version, epochs, seed, refit, train_cfg, tune_seconds)
+    data = load_training_data(settings, run.contract, holdout_days=run.train_cfg.holdout_days)
     with deterministic(seed), _progress() as progress:
-        split_fit = fit_models(data, epochs, seed, train_cfg, tt_cfg=copy.deepcopy(tt_cfg), progress=progress)
+        split_fit = run.fit(data, progress)
         offline = recommend_offline(
-            split_fit.model, split_fit.ranker, data, train_cfg.source_sizes(), train_cfg.ease_l2
+            split_fit.model, split_fit.ranker, data, run.train_cfg.source_sizes(), run.train_cfg.ease_l2
         )
-        served, served_data = split_fit, data
-        refit_record: dict[str, Any] = {"refit": False}
-        if train_cfg.refit:
-            # Same hyperparameters and seed, every day up to the latest as_of: the served bundle sees the
-            # holdout window too. Features stay point-in-time (each row keeps its own snapshot).
-            served_data = load_training_data(settings, contract, holdout_days=0)
-            served = fit_models(served_data, epochs, seed, train_cfg, tt_cfg=copy.deepcopy(tt_cfg), progress=progress)
-            refit_record = {
-                "refit": True,
-                "refit_train_positives": served.train_positives,
-                "refit_train_examples": served.train_examples,
-                "refit_examples_before": served_data.split_as_of.isoformat(),
-                "refit_two_tower_loss_by_epoch": served.two_tower_losses,
-                "refit_ranker_train_auc": served.ranker_train_auc,
-            }
+        served, served_data, refit_record = _refit(settings, run, split_fit, data, progress)
+        item_ids, info = _write_bundle(
+            settings,
+            run,
+            served,
+            served_data,
+            lambda info: _metrics(run, split_fit, data, offline, info, refit_record),
+        )
 
-        # Build under artifacts/.staging/<version> (the manifest wants the directory named as the version),
-        # then move it into place in one rename: a crash never leaves a half-written bundle under artifacts/.
-        staging = settings.artifacts_dir / ".staging" / version
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        try:
-            item_ids, info = _write_bundle_files(settings, staging, contract, served_data, served.model, served.ranker)
-            sizes = _write_ease_files(staging, served_data, item_ids, train_cfg)
-            metrics = {
-                **offline.metrics,
-                "two_tower_loss_by_epoch": split_fit.two_tower_losses,
-                "ranker_loss_by_epoch": split_fit.ranker_losses,
-                "ranker_train_auc": split_fit.ranker_train_auc,
-                "train_positives": split_fit.train_positives,
-                "train_examples": split_fit.train_examples,
-                "ranker_negatives_by_source": split_fit.negatives_by_source,
-                "seconds_per_epoch": split_fit.seconds_per_epoch,
-                "split_as_of": data.split_as_of.isoformat(),
-                "features_as_of": data.latest_as_of.isoformat(),
-                "seed": seed,
-                "epochs": epochs,
-                "index_build_seconds": info.build_seconds,
-                "index_params": info.params,
-                "hyperparameters": hyperparameters,
-                "tuning": tuning,
-                **refit_record,
-            }
-            meta = {
-                "version": version,
-                "created_at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
-                "contract_sha256": contract.sha256,
-                "embedding_dim": served.model.cfg.embedding_dim,
-                "n_items": len(item_ids),
-                "index_kind": info.kind,
-                "index_recall_at_500": info.recall_at_500,
-                "metrics": metrics,
-                "candidate_sources": candidate_sources(sizes, train_cfg.ease_l2),
-            }
-            write_manifest(staging, meta)
-            os.replace(staging, bundle_dir)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-
-    rows = write_offline(settings, version, offline)
-    register(settings, bundle_dir)
-    m = offline.metrics
-    tt_losses = split_fit.two_tower_losses
-    refit_note = (
-        f"served models refit on all history ({served.train_positives} positives)"
-        if train_cfg.refit
-        else "served models = the split models (no refit)"
-    )
-    return (
-        f"trained {version} in {time.perf_counter() - started:.1f} s: {split_fit.train_positives} positives, "
-        f"{epochs} epochs ({split_fit.seconds_per_epoch:.1f} s/epoch, loss {tt_losses[0]:.3f} -> {tt_losses[-1]:.3f}); "
-        f"index {info.kind} over {len(item_ids)} items, recall@500 {info.recall_at_500:.3f}; "
-        f"offline on {int(m['heldout_users'])} held-out users: recall@10 model {m['model_recall@10']:.3f} "
-        f"vs popularity {m['popularity_recall@10']:.3f}, ndcg@10 {m['model_ndcg@10']:.3f} vs "
-        f"{m['popularity_ndcg@10']:.3f}; {refit_note}; {rows} offline rows; bundle {bundle_dir} "
-        f"(registered, not promoted)"
-    )
+    rows = write_offline(settings, run.version, offline)
+    register(settings, run.bundle_dir)
+    summary = _summary(run, time.perf_counter() - started, split_fit, served, offline, len(item_ids), info)
+    return f"{summary}; {rows} offline rows; bundle {run.bundle_dir} (registered, not promoted)"

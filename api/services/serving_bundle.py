@@ -9,7 +9,7 @@ reference to one is served wholly by that version, whatever reloads happen meanw
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +98,108 @@ def _snapshot_as_of(table: pa.Table) -> str | None:
     return latest.isoformat() if hasattr(latest, "isoformat") else str(latest)
 
 
+def _validated_columns(
+    contract: FeatureContract, online_user_features: pa.Table, online_item_features: pa.Table, source: str
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(user columns, item columns) by name, keys present and every contract feature validated."""
+    from streamrec.models_ml.tensors import validate_features
+
+    users = _columns(online_user_features)
+    items = _columns(online_item_features)
+    required = (("user_id", users, "user"), ("item_id", items, "item"), ("creator_id", items, "item"))
+    for needed, columns, what in required:
+        if needed not in columns:
+            raise ContractViolation(f"{source}: online {what} features have no {needed} column")
+    validate_features(users, contract.for_entity("user"), f"{source}: online_features/user_features.parquet")
+    validate_features(items, contract.for_entity("item"), f"{source}: online_features/item_features.parquet")
+    return users, items
+
+
+def _users_by_id(users: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """User rows sorted by id, one row each (the snapshot holds one as_of)."""
+    order = np.argsort(users["user_id"].astype(np.int64), kind="stable")
+    users = {name: values[order] for name, values in users.items()}
+    user_ids = users["user_id"].astype(np.int64)
+    if len(user_ids) and (np.diff(user_ids) == 0).any():
+        raise StreamRecError(f"{source}: online user features repeat a user_id (expected one snapshot row per user)")
+    return users
+
+
+def _items_aligned(items: dict[str, np.ndarray], item_ids: np.ndarray, source: str) -> dict[str, np.ndarray]:
+    """Item rows aligned with the index: row i of every array is item_ids[i]."""
+    table_ids = items["item_id"].astype(np.int64)
+    sorter = np.argsort(table_ids, kind="stable")
+    pos = np.clip(np.searchsorted(table_ids[sorter], item_ids), 0, max(len(table_ids) - 1, 0))
+    missing = item_ids[table_ids[sorter][pos] != item_ids] if len(table_ids) else item_ids
+    if len(missing):
+        raise StreamRecError(
+            f"{source}: item {int(missing[0])} is in the index but not in online item features "
+            f"({len(missing)} such items)"
+        )
+    return {name: values[sorter[pos]] for name, values in items.items()}
+
+
+@dataclass(frozen=True)
+class _PopularityLists:
+    popularity: np.ndarray
+    popular_rows: np.ndarray
+    by_language: dict[str, np.ndarray]
+    group_shortlists: dict[int, tuple[np.ndarray, np.ndarray]]
+
+
+def _popularity_lists(
+    popularity: np.ndarray,
+    item_ids: np.ndarray,
+    language_index: np.ndarray,
+    language_codes: Sequence[str],
+    groups: np.ndarray,
+    item_embeddings: np.ndarray,
+) -> _PopularityLists:
+    """Rows by popularity (ties by item id: deterministic), per creator language, and per group's shortlist."""
+    popular_rows = np.lexsort((item_ids, -popularity))
+    popular_languages = language_index[popular_rows]
+    by_language = {code: popular_rows[popular_languages == i] for i, code in enumerate(language_codes)}
+    popular_groups = groups[popular_rows]
+    shortlists = {}
+    for group in np.unique(groups).tolist():
+        rows = popular_rows[popular_groups == group][:GROUP_SHORTLIST_SIZE]
+        shortlists[int(group)] = (rows, np.ascontiguousarray(item_embeddings[rows], dtype=np.float32))
+    return _PopularityLists(popularity, popular_rows, by_language, shortlists)
+
+
+def _extra_sources(
+    candidate_sources: list[dict[str, Any]] | None,
+    item_ids: np.ndarray,
+    popularity: np.ndarray,
+    item_embeddings: np.ndarray,
+    item_neighbours: pa.Table | None,
+    user_recent_items: pa.Table | None,
+    ease_weights: np.ndarray | None,
+    user_history: pa.Table | None,
+) -> CandidateSources | None:
+    """The item-to-item, popularity and EASE sources when the manifest lists them (None: the index alone)."""
+    listed = {str(entry.get("name")): entry for entry in candidate_sources or []}
+    if "item_neighbours" not in listed or item_neighbours is None or user_recent_items is None:
+        return None
+    sizes = SourceSizes(
+        two_tower=int(listed.get("two_tower", {}).get("k", SourceSizes.two_tower)),
+        neighbours=int(listed["item_neighbours"].get("k", SourceSizes.neighbours)),
+        popularity=int(listed.get("popularity", {}).get("k", SourceSizes.popularity)),
+        ease=int(listed.get("ease", {}).get("k", SourceSizes.ease)),
+    )
+    with_ease = "ease" in listed
+    return build_sources(
+        item_ids,
+        _columns(item_neighbours),
+        _columns(user_recent_items),
+        popularity,
+        item_embeddings,
+        sizes,
+        ease_weights=ease_weights if with_ease else None,
+        history=_columns(user_history) if with_ease and user_history is not None else None,
+    )
+
+
 def build_serving_bundle(
     *,
     version: str,
@@ -124,74 +226,26 @@ def build_serving_bundle(
     With `candidate_sources` listing item_neighbours (and its two tables) requests merge the item-to-item and
     popularity candidates with the index's, each with its source inputs for the ranker.
     """
-    from streamrec.models_ml.tensors import to_tensors, validate_features
+    from streamrec.models_ml.tensors import to_tensors
 
     contract = contract or load_contract()
-    user_feats = contract.for_entity("user")
-    item_feats = contract.for_entity("item")
-    users = _columns(online_user_features)
-    items = _columns(online_item_features)
-    required = (("user_id", users, "user"), ("item_id", items, "item"), ("creator_id", items, "item"))
-    for needed, columns, what in required:
-        if needed not in columns:
-            raise ContractViolation(f"{source}: online {what} features have no {needed} column")
-    validate_features(users, user_feats, f"{source}: online_features/user_features.parquet")
-    validate_features(items, item_feats, f"{source}: online_features/item_features.parquet")
-
-    # Users sorted by id, one row each (the snapshot holds one as_of).
-    user_order = np.argsort(users["user_id"].astype(np.int64), kind="stable")
-    users = {name: values[user_order] for name, values in users.items()}
-    user_ids = users["user_id"].astype(np.int64)
-    if len(user_ids) and (np.diff(user_ids) == 0).any():
-        raise StreamRecError(f"{source}: online user features repeat a user_id (expected one snapshot row per user)")
-
-    # Item rows aligned with the index: row i of every array is item_ids[i].
+    users, items = _validated_columns(contract, online_user_features, online_item_features, source)
+    users = _users_by_id(users, source)
     item_ids = np.asarray(item_ids, dtype=np.int64)
-    table_ids = items["item_id"].astype(np.int64)
-    sorter = np.argsort(table_ids, kind="stable")
-    pos = np.clip(np.searchsorted(table_ids[sorter], item_ids), 0, max(len(table_ids) - 1, 0))
-    missing = item_ids[table_ids[sorter][pos] != item_ids] if len(table_ids) else item_ids
-    if len(missing):
-        raise StreamRecError(
-            f"{source}: item {int(missing[0])} is in the index but not in online item features "
-            f"({len(missing)} such items)"
-        )
-    items = {name: values[sorter[pos]] for name, values in items.items()}
+    items = _items_aligned(items, item_ids, source)
 
-    user_tensors = to_tensors(users, user_feats, keys=("user_id",))
-    item_tensors = to_tensors(items, item_feats, keys=("item_id",))
-    language_codes = contract["item_creator_language_code"].codes
-    groups = group_of(
-        item_tensors["item_creator_language_code"].numpy(), item_tensors["item_creator_is_new_flag"].numpy()
+    user_tensors = to_tensors(users, contract.for_entity("user"), keys=("user_id",))
+    item_tensors = to_tensors(items, contract.for_entity("item"), keys=("item_id",))
+    language_index = item_tensors["item_creator_language_code"].numpy()
+    groups = group_of(language_index, item_tensors["item_creator_is_new_flag"].numpy())
+    lists = _popularity_lists(
+        np.nan_to_num(items["item_popularity_30d_score"].astype(np.float64)),
+        item_ids,
+        language_index,
+        contract["item_creator_language_code"].codes,
+        groups,
+        item_embeddings,
     )
-    popularity = np.nan_to_num(items["item_popularity_30d_score"].astype(np.float64))
-    popular_rows = np.lexsort((item_ids, -popularity))  # ties broken by item id: deterministic
-    language_index = item_tensors["item_creator_language_code"].numpy()[popular_rows]
-    by_language = {code: popular_rows[language_index == i] for i, code in enumerate(language_codes)}
-    popular_groups = groups[popular_rows]
-    shortlists = {}
-    for group in np.unique(groups).tolist():
-        rows = popular_rows[popular_groups == group][:GROUP_SHORTLIST_SIZE]
-        shortlists[int(group)] = (rows, np.ascontiguousarray(item_embeddings[rows], dtype=np.float32))
-    sources = None
-    listed = {str(entry.get("name")): entry for entry in candidate_sources or []}
-    if "item_neighbours" in listed and item_neighbours is not None and user_recent_items is not None:
-        sizes = SourceSizes(
-            two_tower=int(listed.get("two_tower", {}).get("k", SourceSizes.two_tower)),
-            neighbours=int(listed["item_neighbours"].get("k", SourceSizes.neighbours)),
-            popularity=int(listed.get("popularity", {}).get("k", SourceSizes.popularity)),
-            ease=int(listed.get("ease", {}).get("k", SourceSizes.ease)),
-        )
-        sources = build_sources(
-            item_ids,
-            _columns(item_neighbours),
-            _columns(user_recent_items),
-            popularity,
-            item_embeddings,
-            sizes,
-            ease_weights=ease_weights if "ease" in listed else None,
-            history=_columns(user_history) if "ease" in listed and user_history is not None else None,
-        )
     return ServingBundle(
         version=version,
         manifest_sha256=manifest_sha256,
@@ -204,18 +258,27 @@ def build_serving_bundle(
         item_creator_ids=items["creator_id"].astype(np.int64),
         item_groups=groups,
         item_features=item_tensors,
-        user_ids=user_ids,
+        user_ids=users["user_id"].astype(np.int64),
         user_features=user_tensors,
-        popularity=popularity,
-        popular_rows=popular_rows,
-        popular_rows_by_language=by_language,
+        popularity=lists.popularity,
+        popular_rows=lists.popular_rows,
+        popular_rows_by_language=lists.by_language,
         group_sizes=np.bincount(groups, minlength=N_GROUPS),
         ranker_items=ranker.precompute_items(item_tensors),
-        group_shortlists=shortlists,
+        group_shortlists=lists.group_shortlists,
         promoted_at=promoted_at,
         snapshot_as_of=_snapshot_as_of(online_user_features),
         _item_sorter=np.argsort(item_ids, kind="stable"),
-        sources=sources,
+        sources=_extra_sources(
+            candidate_sources,
+            item_ids,
+            lists.popularity,
+            item_embeddings,
+            item_neighbours,
+            user_recent_items,
+            ease_weights,
+            user_history,
+        ),
     )
 
 

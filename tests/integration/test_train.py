@@ -11,14 +11,15 @@ from streamrec.contracts import ContractViolation, load_contract
 from streamrec.core.warehouse import connect, fetchall
 from streamrec.models_ml.bundle import REQUIRED_FILES, verify_bundle
 from streamrec.models_ml.data import load_training_data
-from streamrec.models_ml.train import train
+from streamrec.models_ml.train import TrainConfig, train, train_config_from_checkpoint
 
 pytestmark = pytest.mark.slow
 
 
 def test_train_writes_registered_bundle_and_offline_rows(built_home, copy_home) -> None:
     settings = copy_home(built_home)
-    summary = train(settings, epochs=2, seed=7, version="vtest-1")
+    train_cfg = TrainConfig(watch_weight=0.35, ranker_batch_size=768)
+    summary = train(settings, epochs=2, seed=7, version="vtest-1", train_cfg=train_cfg)
     assert "vtest-1" in summary
 
     bundle = settings.artifacts_dir / "vtest-1"
@@ -29,6 +30,10 @@ def test_train_writes_registered_bundle_and_offline_rows(built_home, copy_home) 
     assert manifest.embedding_dim == 128
     assert manifest.n_items == len(np.load(bundle / "item_ids.npy"))
     assert 0.95 <= manifest.index_recall_at_500 <= 1.0
+    # Each checkpoint carries the optimisation settings it was trained with, beside the model's own config.
+    for checkpoint in ("retrieval.pt", "ranker.pt"):
+        assert train_config_from_checkpoint(bundle / checkpoint) == train_cfg
+    assert manifest.metrics["hyperparameters"]["watch_weight"] == 0.35
     schema = json.loads((bundle / "feature_schema.json").read_text())
     assert [f["name"] for f in schema["features"]] == load_contract().names("user") + load_contract().names("item")
 
