@@ -13,7 +13,8 @@ ranks every held-out user three ways, all with split-time features and sources, 
 
 Each list is scored on the logged holdout (Recall / NDCG / Hit@10, as evaluation.offline_metrics does) and
 valued by the ground truth (expected engaged slots per page, as `streamrec simulate` values pages). It also
-prints how much of the holdout's positives the logging policy's own exposure explains. A difference between
+prints the two-tower score's play-vs-skip AUC on its training rows and on the holdout window's, and how much
+of the holdout's positives the logging policy's own exposure explains. A difference between
 `offline` and `served path` would be a bug in one of them; the same figures on both mean the offline path is
 the served one and any disagreement with the truth comes from the holdout itself.
 """
@@ -41,7 +42,14 @@ from streamrec.models_ml.index import build_index
 from streamrec.models_ml.model import TwoTowerConfig
 from streamrec.models_ml.offline import PolicyLists, embed, metrics_at_k, recommend_offline, split_sources
 from streamrec.models_ml.tensors import take_rows, to_tensors
-from streamrec.models_ml.train import TrainConfig, candidate_sources, deterministic, fit_models
+from streamrec.models_ml.train import (
+    TrainConfig,
+    auc,
+    candidate_sources,
+    deterministic,
+    fit_models,
+    two_tower_scores,
+)
 
 K = 10
 
@@ -94,10 +102,11 @@ def main() -> None:
     parser.add_argument("home", type=Path)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--two-tower-inputs", action="store_true", help="the ranker reads the two-tower score")
     args = parser.parse_args()
     settings = Settings(home=args.home.resolve())
     contract = load_contract()
-    train_cfg = TrainConfig()
+    train_cfg = TrainConfig(ranker_two_tower_inputs=args.two_tower_inputs)
     data = load_training_data(settings, contract, holdout_days=train_cfg.holdout_days)
     with deterministic(args.seed):
         fit = fit_models(data, args.epochs, args.seed, train_cfg, tt_cfg=copy.deepcopy(TwoTowerConfig()))
@@ -178,6 +187,15 @@ def main() -> None:
     pairs = zip(offline.lists["model", "ranking"].items, served.items, strict=True)
     identical = np.mean([np.array_equal(a, b) for a, b in pairs])
     print(f"offline vs served path: top-10 overlap {np.mean(same):.4f}, identical order {identical:.4f}")
+
+    # The two-tower score as a ranker input: on its own training rows (it has seen every positive) against the
+    # holdout window's logged rows (plays vs skips after the split), the same split model.
+    after = load_training_data(settings, contract, holdout_days=0).examples
+    after = take_rows(after, after["event_ts"] >= np.datetime64(data.split_as_of))
+    features = data.user_features + data.item_features
+    for name, rows in (("training rows", data.examples), ("holdout-window rows", after)):
+        scores = two_tower_scores(fit.model, to_tensors(rows, features)).numpy()
+        print(f"two-tower score, play vs skip AUC on {name} ({len(scores)}): {auc(rows['label'], scores):.3f}")
 
     # What the holdout rewards: the logging policy shows items by Zipf popularity, and a positive needs a showing.
     holdout_items = np.concatenate([np.fromiter(v, np.int64) for v in offline.holdout.values()])

@@ -49,6 +49,7 @@ from streamrec.models_ml.sources import (
     NEIGHBOURS_FILE,
     RECENT_ITEMS_FILE,
     SOURCE_FEATURES,
+    TWO_TOWER_RANK,
     USER_HISTORY_FILE,
     SourceSizes,
 )
@@ -84,6 +85,12 @@ class TrainConfig:
     ease_l2: float = 100.0  # EASE's L2 weight
     watch_weight: float = 0.2  # positive weight = 1 + watch_weight * watch seconds / mean watch seconds of plays
     drawn_negative_weight: float = 1.0  # loss weight of a negative drawn from a source (a logged skip weighs 1)
+    # Whether the ranker reads the two-tower's score and rank. Off: on its own training rows the two-tower has
+    # seen every positive, so its score separates them better than it separates anything at serving (demo
+    # world: play-vs-skip AUC 0.588 on training rows, 0.537 on the holdout window's) and a ranker fed that
+    # score over-trusts it; without it the ranked page captured 21.8% of the oracle's lift instead of 13.3%
+    # (docs/benchmarks.md, "Ranker inputs"). The two-tower still proposes the candidates.
+    ranker_two_tower_inputs: bool = False
     holdout_days: int = 7  # last days held out for offline evaluation
     refit: bool = True  # after the offline evaluation, refit the served models on all history up to the latest as_of
 
@@ -580,6 +587,9 @@ def fit_models(
         n_items = len(data.item_snapshot_latest["item_id"])
         ranker = pass_through_ranker(ranker_features, train_cfg.source_sizes(), n_items)
     else:
+        if not train_cfg.ranker_two_tower_inputs:
+            skipped = {TWO_TOWER_SCORE.name, TWO_TOWER_RANK.name}
+            ranker_features = [f for f in ranker_features if f.name not in skipped]
         ranker, ranker_losses = train_ranker(
             examples, labels, ranker_features, epochs, seed, train_cfg=train_cfg, progress=progress, weights=weights
         )
