@@ -36,6 +36,12 @@ TWO_TOWER_SCORE = Feature(
 )
 
 
+# A pass-through ranker (RankerConfig.source_score) adds the two-tower score (a cosine in [-1, 1]) times this:
+# small against the differences between a user's top source scores, so it decides ties (e.g. a user without
+# history, whose EASE scores are all 0) and little else.
+SOURCE_TIE_WEIGHT = 1e-4
+
+
 @dataclass
 class RankerConfig:
     """Ranker shape; stored in the checkpoint to rebuild the model."""
@@ -44,6 +50,10 @@ class RankerConfig:
     code_dim: int = 8  # embedding size of each `_code` feature
     dropout: float = 0.1  # dropout after each hidden layer while training
     features: list[dict[str, Any]] = field(default_factory=list)  # contract entries, in the ranker's order
+    # None: the MLP's logit. A source input's name (e.g. "ease_score"): the ranker passes that source's score
+    # through (ties by the two-tower score) instead, because its training rows had one class only (data
+    # without logged skips, such as MovieLens ratings) and an MLP fitted on them would be a constant.
+    source_score: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +89,17 @@ class Ranker(nn.Module):
         return [f.name for f in self.features]
 
     def forward(self, features: Mapping[str, Tensor]) -> Tensor:
+        if self.cfg.source_score is not None:
+            return self.passed_through(features)
         return self.mlp(self.encoder(features)).squeeze(-1)  # (B,)
+
+    def passed_through(self, features: Mapping[str, Tensor]) -> Tensor:
+        """The `source_score` ranking: that input, plus the two-tower score x SOURCE_TIE_WEIGHT to break ties."""
+        assert self.cfg.source_score is not None
+        score = take(features, self.cfg.source_score, "ranker").to(torch.float32)
+        if TWO_TOWER_SCORE.name in self.feature_names:
+            score = score + SOURCE_TIE_WEIGHT * take(features, TWO_TOWER_SCORE.name, "ranker").to(torch.float32)
+        return score  # (B,)
 
     @torch.inference_mode()
     def precompute_items(self, item_features: Mapping[str, Tensor], chunk: int = 65_536) -> PrecomputedItems:
@@ -112,6 +132,8 @@ class Ranker(nn.Module):
         user's: encoded once, broadcast to every row) and the rest from `per_row` (e.g. the two-tower
         score), all by name; a feature the ranker needs that none of them has raises MissingFeature.
         """
+        if self.cfg.source_score is not None:
+            return self.passed_through(per_row)
         needed = [name for name in self.feature_names if name not in items.names]
         shared_names = tuple(name for name in needed if name in shared)
         row_names = tuple(name for name in needed if name not in shared)

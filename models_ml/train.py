@@ -44,10 +44,12 @@ from streamrec.models_ml.model import TwoTower, TwoTowerConfig, feature_to_dict,
 from streamrec.models_ml.offline import OfflineResult, embed, recommend_offline, write_offline
 from streamrec.models_ml.ranker import TWO_TOWER_SCORE, Ranker, bce_loss, make_ranker, save_ranker
 from streamrec.models_ml.sources import (
+    EASE_SCORE,
     EASE_WEIGHTS_FILE,
     NEIGHBOURS_FILE,
     RECENT_ITEMS_FILE,
     SOURCE_FEATURES,
+    TWO_TOWER_RANK,
     USER_HISTORY_FILE,
     SourceSizes,
 )
@@ -90,6 +92,12 @@ class TrainConfig:
     # Two-tower training processes (torch.distributed, gloo): each takes its own batches of `batch_size`
     # and their gradients are averaged, so one step sees nproc x batch_size rows (models_ml.distributed).
     nproc: int = 1
+    # Whether the ranker reads the two-tower's score and rank. Off: on its own training rows the two-tower has
+    # seen every positive, so its score separates them better than it separates anything at serving (demo
+    # world: play-vs-skip AUC 0.588 on training rows, 0.537 on the holdout window's) and a ranker fed that
+    # score over-trusts it; without it the ranked page captured 21.8% of the oracle's lift instead of 13.3%
+    # (docs/benchmarks.md, "Ranker inputs"). The two-tower still proposes the candidates.
+    ranker_two_tower_inputs: bool = False
     holdout_days: int = 7  # last days held out for offline evaluation
     refit: bool = True  # after the offline evaluation, refit the served models on all history up to the latest as_of
 
@@ -343,6 +351,20 @@ def train_ranker(
         losses.append(_epoch(optimiser, _batches(len(labels), train_cfg.ranker_batch_size, generator), batch_loss))
         _report(progress, task, epoch, losses[-1])
     return ranker.eval(), losses
+
+
+def pass_through_ranker(features: list[Feature], sizes: SourceSizes, n_items: int) -> Ranker:
+    """The ranker of training rows with one class only: it ranks by the EASE source's score, else the two-tower's.
+
+    Data without logged skips (MovieLens: every rating is a play) and without drawn negatives gives the
+    ranker nothing but positives; BCE then drives every logit up and the fitted MLP is a constant whose
+    order is noise (docs/benchmarks.md, MovieLens). The strongest source's own order is the honest answer.
+    """
+    from streamrec.models_ml.ease import MAX_EASE_ITEMS
+    from streamrec.models_ml.ranker import RankerConfig
+
+    name = EASE_SCORE.name if sizes.ease > 0 and n_items <= MAX_EASE_ITEMS else TWO_TOWER_SCORE.name
+    return make_ranker(features, RankerConfig(source_score=name)).eval()
 
 
 def watch_weights(labels: np.ndarray, watch_seconds: np.ndarray, watch_weight: float) -> np.ndarray:
@@ -614,16 +636,18 @@ def fit_models(
     )
     by_source = {name: int((rows["source"] == code).sum()) for name, code in SOURCE_CODES.items()}
     examples, labels, weights = _ranker_examples(rows, model, features, train_cfg)
-    ranker, ranker_losses = train_ranker(
-        examples,
-        labels,
-        [*features, TWO_TOWER_SCORE, *SOURCE_FEATURES],
-        epochs,
-        seed,
-        train_cfg=train_cfg,
-        progress=progress,
-        weights=weights,
-    )
+    ranker_features = [*features, TWO_TOWER_SCORE, *SOURCE_FEATURES]
+    ranker_losses: list[float] = []
+    if len(np.unique(rows["label"])) < 2:
+        n_items = len(data.item_snapshot_latest["item_id"])
+        ranker = pass_through_ranker(ranker_features, train_cfg.source_sizes(), n_items)
+    else:
+        if not train_cfg.ranker_two_tower_inputs:
+            skipped = {TWO_TOWER_SCORE.name, TWO_TOWER_RANK.name}
+            ranker_features = [f for f in ranker_features if f.name not in skipped]
+        ranker, ranker_losses = train_ranker(
+            examples, labels, ranker_features, epochs, seed, train_cfg=train_cfg, progress=progress, weights=weights
+        )
     with torch.inference_mode():
         ranker_train_auc = auc(rows["label"], ranker(examples).numpy())
     return Fit(
@@ -725,6 +749,7 @@ def _refit(
             "refit_examples_before": served_data.split_as_of.isoformat(),
             "refit_two_tower_loss_by_epoch": served.two_tower_losses,
             "refit_ranker_train_auc": served.ranker_train_auc,
+            "refit_ranker_scores_by": served.ranker.cfg.source_score or "mlp",
         },
     )
 
@@ -738,6 +763,8 @@ def _metrics(
         "two_tower_loss_by_epoch": split_fit.two_tower_losses,
         "ranker_loss_by_epoch": split_fit.ranker_losses,
         "ranker_train_auc": split_fit.ranker_train_auc,
+        # "mlp", or the source score a pass-through ranker orders by (training rows of one class)
+        "ranker_scores_by": split_fit.ranker.cfg.source_score or "mlp",
         "train_positives": split_fit.train_positives,
         "train_examples": split_fit.train_examples,
         "ranker_negatives_by_source": split_fit.negatives_by_source,

@@ -76,6 +76,12 @@ def test_refit_bundle_records_split_figures_sources_and_merges_unique_candidates
 
     bundle = load_serving_bundle(bundle_dir, expected_version="vsrc")
     assert bundle.sources is not None
+    # logged skips give the ranker two classes: an MLP over every source's inputs but the two-tower's own
+    # (TrainConfig.ranker_two_tower_inputs off: on its training rows that score is inflated)
+    assert metrics["ranker_scores_by"] == "mlp" and bundle.ranker.cfg.source_score is None
+    read = set(bundle.ranker.feature_names)
+    assert {f.name for f in SOURCE_FEATURES} - {"two_tower_rank"} <= read
+    assert not {"two_tower_score", "two_tower_rank"} & read
     recommender = Recommender(ApiSettings.from_env({}, seed=0).with_home(settings), ExposureTracker())
     neighbour_only = 0
     for user in bundle.user_ids[:40].tolist():

@@ -94,3 +94,38 @@ def test_precomputed_item_columns_score_like_the_joined_batch(trained) -> None:
     without_user_feature = {k: v for k, v in shared.items() if k != user_names[0]}
     with pytest.raises(MissingFeature, match=user_names[0]):
         ranker.score_rows(items, rows, without_user_feature, {TWO_TOWER_SCORE.name: score})
+
+
+def test_pass_through_ranker_orders_by_ease_then_two_tower(tmp_path) -> None:
+    """No negative at all (MovieLens: every rating a play): the ranker orders by EASE, two-tower breaking ties."""
+    from streamrec.models_ml.ease import MAX_EASE_ITEMS
+    from streamrec.models_ml.ranker import SOURCE_TIE_WEIGHT
+    from streamrec.models_ml.sources import EASE_SCORE, SOURCE_FEATURES, SourceSizes
+    from streamrec.models_ml.train import pass_through_ranker
+
+    contract = load_contract()
+    features = [*contract.for_entity("user"), *contract.for_entity("item"), TWO_TOWER_SCORE, *SOURCE_FEATURES]
+    cols = synthetic_columns(50, seed=4)
+    tensors = to_tensors(cols, features[: -1 - len(SOURCE_FEATURES)])
+    tensors[TWO_TOWER_SCORE.name] = torch.linspace(-1, 1, 50)
+    for feature in SOURCE_FEATURES:
+        tensors[feature.name] = torch.zeros(50)
+    tensors[EASE_SCORE.name] = torch.tensor([0.5, 0.2, 0.0, 0.0, 0.9] * 10)
+    ranker = pass_through_ranker(features, SourceSizes(), n_items=1_000)
+    with torch.inference_mode():
+        scores = ranker(tensors)
+    assert torch.allclose(scores, tensors[EASE_SCORE.name] + SOURCE_TIE_WEIGHT * tensors[TWO_TOWER_SCORE.name])
+    assert int(torch.argmax(scores)) == 49  # EASE 0.9, best two-tower score among those
+    # serving's path scores the same, and the checkpoint keeps the pass-through
+    items = ranker.precompute_items({f.name: tensors[f.name] for f in contract.for_entity("item")})
+    per_row = {name: tensors[name] for name in (TWO_TOWER_SCORE.name, *(f.name for f in SOURCE_FEATURES))}
+    user = {f.name: tensors[f.name][:1] for f in contract.for_entity("user")}
+    assert torch.equal(ranker.score_rows(items, torch.arange(50), user, per_row), scores)
+    save_ranker(ranker, tmp_path / "ranker.pt", contract.sha256)
+    with torch.inference_mode():
+        assert torch.equal(load_ranker(tmp_path / "ranker.pt")(tensors), scores)
+    # without an EASE source (none configured, or a catalogue above its limit) the two-tower's order
+    for sizes, n_items in ((SourceSizes(ease=0), 1_000), (SourceSizes(), MAX_EASE_ITEMS + 1)):
+        with torch.inference_mode():
+            alone = pass_through_ranker(features, sizes, n_items)(tensors)
+        assert torch.equal(torch.argsort(alone), torch.arange(50))
