@@ -40,6 +40,7 @@ from streamrec.api.services.recommender import Recommender, restore_exposure
 from streamrec.api.services.serving import ServingState, freeze_heap
 from streamrec.api.services.serving_logs import PeerRequests, ServingLogs, scan_impressions
 from streamrec.api.services.shared_state import SYNC_INTERVAL_SECONDS, SharedExposureTracker, SharedState
+from streamrec.api.services.snapshot_watch import watch_snapshots
 from streamrec.api.strict_json import StrictRequest, StrictStructSchemaPlugin
 from streamrec.core.errors import StreamRecError
 
@@ -106,6 +107,8 @@ def _lifespan(services: Services):
             async with anyio.create_task_group() as tasks:
                 if services.shared is not None:
                     tasks.start_soon(_follow_announcements, services)
+                if config.snapshot_watch_seconds > 0:
+                    tasks.start_soon(watch_snapshots, services.state, config.home.home, config.snapshot_watch_seconds)
                 yield
                 tasks.cancel_scope.cancel()
         finally:

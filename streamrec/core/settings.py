@@ -117,6 +117,9 @@ class StreamRecSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     # The file serving workers share exposure and command announcements through (api/services/shared_state.py);
     # `streamrec serve --workers N` sets a fresh one per start. Unset: a single process keeps them in memory.
     shared_state: str | None = None
+    # Poll snapshots/CURRENT.json this often and swap in a newly materialized snapshot (api/services/
+    # snapshot_watch.py); 0: only POST /v1/admin/snapshot (or `materialize --notify URL`) swaps.
+    snapshot_watch_seconds: Annotated[float, Meta(ge=0.0, le=3600.0)] = 0.0
     # logging (streamrec.core.logging_setup): one format for the CLI, the API, uvicorn and dbt runs
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

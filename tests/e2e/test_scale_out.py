@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -128,6 +129,42 @@ def test_a_refused_snapshot_keeps_the_old_one_serving(served_copy: Settings) -> 
         assert _swap(api).json()["snapshot_id"] == fresh.snapshot_id
     finally:
         api.stop()
+
+
+def _serving_snapshot(api: ApiServer, want: str, seconds: float = 30.0) -> str:
+    """The snapshot id pages carry, polled until it is `want` or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        seen = httpx.get(f"{api.url}/v1/recommendations", params={"user_id": 3}).json()["snapshot_id"]
+        if seen == want or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.1)
+
+
+def test_the_snapshot_watch_swaps_without_an_admin_call_and_skips_a_refused_one(served_copy: Settings) -> None:
+    older, latest = _as_ofs(served_copy)[-2:]
+    root = served_copy.home / "snapshots"
+    second = materialize(served_copy, as_of=latest)
+    second_pointer = json.loads((root / CURRENT_FILE).read_text())
+    first = materialize(served_copy, as_of=older)  # CURRENT.json now names the older one
+    api = ApiServer(served_copy.home, env={"STREAMREC_SNAPSHOT_WATCH_SECONDS": "0.2"}).start()
+    try:
+        assert _serving_snapshot(api, first.snapshot_id) == first.snapshot_id
+        # a pointer to a damaged copy of the newer snapshot: refused by the watch, the first keeps serving
+        damaged = root / "damaged"
+        shutil.copytree(second.path, damaged)
+        data = bytearray((damaged / USER_FILE).read_bytes())
+        data[-100] ^= 0xFF
+        (damaged / USER_FILE).write_bytes(bytes(data))
+        write_json_atomically(root / CURRENT_FILE, {**second_pointer, "path": "damaged"})
+        time.sleep(1.5)  # several ticks
+        assert _serving_snapshot(api, first.snapshot_id, seconds=0) == first.snapshot_id
+        # the intact newer snapshot is picked up with no admin call
+        write_json_atomically(root / CURRENT_FILE, second_pointer)
+        assert _serving_snapshot(api, second.snapshot_id) == second.snapshot_id
+    finally:
+        api.stop()
+    assert "does not match its manifest" in api.log.read_text(errors="replace")
 
 
 def _group_exposure(lines: list[dict], groups_of) -> np.ndarray:
