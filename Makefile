@@ -27,8 +27,13 @@ install: $(STAMP) ## create .venv and install pinned dependencies
 demo: $(STAMP) ## run the main job end to end on a demo-sized dataset
 	$(BIN)/streamrec demo
 
+# Two pytest-xdist workers: much of the suite waits on subprocesses (dbt, servers, killed CLIs), so two
+# workers overlap those waits even on two cores. `--dist loadfile` keeps each file (and its module fixtures)
+# on one worker; the session fixtures are built once for both (tests/conftest.py build_once).
+TEST_WORKERS ?= 2
+
 test: $(STAMP) ## run the whole test suite (but the Spark tests: make test-spark)
-	$(BIN)/pytest -q --ignore=tests/spark
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --ignore=tests/spark
 
 $(VENV)/.installed-spark: pyproject.toml $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,spark]'
