@@ -39,9 +39,10 @@ $(VENV)/.installed-spark: pyproject.toml $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,spark]'
 	@touch $@
 
+# --dist loadgroup: the tests of the module's Spark build stay on one worker (tests/spark/test_spark_parity.py)
 test-spark: $(VENV)/.installed-spark ## Spark parity tests: dbt features on pyspark local mode = DuckDB's (needs Java 17)
 	@command -v java >/dev/null || { echo "error: java not found (the Spark tests need Java 17)"; exit 1; }
-	$(BIN)/pytest -q tests/spark
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup tests/spark
 
 lint: $(STAMP) ## ruff (lint and format), mypy, the layer contract (import-linter), sqlfluff on the dbt models
 	$(BIN)/ruff check .
