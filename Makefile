@@ -30,10 +30,12 @@ demo: $(STAMP) ## run the main job end to end on a demo-sized dataset
 # Two pytest-xdist workers: much of the suite waits on subprocesses (dbt, servers, killed CLIs), so two
 # workers overlap those waits even on two cores. `--dist loadfile` keeps each file (and its module fixtures)
 # on one worker; the session fixtures are built once for both (tests/conftest.py build_once).
+# --no-loadscope-reorder: files go out in collection order (e2e, faults, integration: the long ones) rather
+# than most-tests-first, which left the few-test, minutes-long files (wheel install, daily) for the end.
 TEST_WORKERS ?= 2
 
 test: $(STAMP) ## run the whole test suite (but the Spark tests: make test-spark)
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --ignore=tests/spark
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --ignore=tests/spark
 
 $(VENV)/.installed-spark: pyproject.toml $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,spark]'
