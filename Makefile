@@ -27,16 +27,24 @@ install: $(STAMP) ## create .venv and install pinned dependencies
 demo: $(STAMP) ## run the main job end to end on a demo-sized dataset
 	$(BIN)/streamrec demo
 
+# Two pytest-xdist workers: much of the suite waits on subprocesses (dbt, servers, killed CLIs), so two
+# workers overlap those waits even on two cores. `--dist loadfile` keeps each file (and its module fixtures)
+# on one worker; the session fixtures are built once for both (tests/conftest.py build_once).
+# --no-loadscope-reorder: files go out in collection order (e2e, faults, integration: the long ones) rather
+# than most-tests-first, which left the few-test, minutes-long files (wheel install, daily) for the end.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) ## run the whole test suite (but the Spark tests: make test-spark)
-	$(BIN)/pytest -q --ignore=tests/spark
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --ignore=tests/spark
 
 $(VENV)/.installed-spark: pyproject.toml $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,spark]'
 	@touch $@
 
+# --dist loadgroup: the tests of the module's Spark build stay on one worker (tests/spark/test_spark_parity.py)
 test-spark: $(VENV)/.installed-spark ## Spark parity tests: dbt features on pyspark local mode = DuckDB's (needs Java 17)
 	@command -v java >/dev/null || { echo "error: java not found (the Spark tests need Java 17)"; exit 1; }
-	$(BIN)/pytest -q tests/spark
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup tests/spark
 
 lint: $(STAMP) ## ruff (lint and format), mypy, the layer contract (import-linter), sqlfluff on the dbt models
 	$(BIN)/ruff check .

@@ -10,6 +10,7 @@ import pytest
 
 from streamrec.core.settings import Settings
 from streamrec.lab.server_process import ApiProcess
+from tests.conftest import build_once
 
 ADMIN_TOKEN = "e2e-admin-token"
 E2E_VERSION = "e2e-v1"
@@ -32,12 +33,13 @@ def served_home(built_home: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     from streamrec.models_ml.registry import promote
     from streamrec.models_ml.train import train
 
-    home = tmp_path_factory.mktemp("served") / "home"
-    shutil.copytree(built_home, home)
-    settings = Settings(home=home)
-    train(settings, epochs=1, seed=3, version=E2E_VERSION)
-    promote(settings, version=E2E_VERSION, by="e2e-tests", reason="e2e fixture")
-    return home
+    def make(root: Path) -> None:
+        shutil.copytree(built_home, root / "home")
+        settings = Settings(home=root / "home")
+        train(settings, epochs=1, seed=3, version=E2E_VERSION)
+        promote(settings, version=E2E_VERSION, by="e2e-tests", reason="e2e fixture")
+
+    return build_once(tmp_path_factory, "served", make) / "home"
 
 
 @pytest.fixture

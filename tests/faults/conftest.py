@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from streamrec.core.settings import Settings
+from tests.conftest import build_once
 
 CLI = [sys.executable, "-m", "streamrec"]
 
@@ -78,13 +79,16 @@ def registered_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from streamrec.lab.synthetic_bundle import write_synthetic_bundle
     from streamrec.models_ml.registry import promote, register
 
-    home = tmp_path_factory.mktemp("faults_registered") / "home"
-    settings = Settings(home=home).ensure()
-    init_db(settings)
-    for version, seed, first in (("v1", 1, 1), ("v2", 2, 10_001)):
-        write_synthetic_bundle(settings.artifacts_dir, version, n_users=60, n_items=150, seed=seed, first_item_id=first)
-        register(settings, settings.artifacts_dir / version)
-    promote(settings, "v1", by="faults", reason="first")
-    shutil.copy(settings.artifacts_dir / "ACTIVE.json", home.parent / "ACTIVE.v1.json")
-    promote(settings, "v2", by="faults", reason="second")
-    return home
+    def make(root: Path) -> None:
+        settings = Settings(home=root / "home").ensure()
+        init_db(settings)
+        for version, seed, first in (("v1", 1, 1), ("v2", 2, 10_001)):
+            write_synthetic_bundle(
+                settings.artifacts_dir, version, n_users=60, n_items=150, seed=seed, first_item_id=first
+            )
+            register(settings, settings.artifacts_dir / version)
+        promote(settings, "v1", by="faults", reason="first")
+        shutil.copy(settings.artifacts_dir / "ACTIVE.json", root / "ACTIVE.v1.json")
+        promote(settings, "v2", by="faults", reason="second")
+
+    return build_once(tmp_path_factory, "faults_registered", make) / "home"

@@ -20,6 +20,7 @@ from streamrec.core.settings import Settings
 from streamrec.core.warehouse import connect, fetchall, scalar
 from streamrec.lab.simulate import SimulationSummary, simulate
 from streamrec.lab.truth import load_truth
+from tests.conftest import build_once
 from tests.e2e.conftest import ApiServer
 
 SIM_VERSION = "sim-v1"
@@ -32,17 +33,23 @@ SERVER_ENV = {"STREAMREC_HOLDOUT_SHARE": "0.5", "STREAMREC_SEED": "5"}
 def build_simulated_home(built_home: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """Train + promote a small bundle, serve it, simulate, ingest, build evaluation (thresholds as warnings).
 
-    Cached on disk under the session's base temp dir, so the test modules that need it (simulate, report,
-    Chromium) pay for the pipeline once per session. Do not modify the returned home: copy it.
+    Made once per test run (tests/conftest.py build_once), so the test modules that need it (simulate, report,
+    client, dbt ecosystem, Chromium), on whichever xdist worker, pay for the pipeline once. Do not modify the
+    returned home: copy it.
     """
+
+    def make(root: Path) -> None:
+        _simulate_into(built_home, root / "home", root / "summary.json")
+
+    root = build_once(tmp_path_factory, "simulated-pipeline", make)
+    return root / "home", json.loads((root / "summary.json").read_text())
+
+
+def _simulate_into(built_home: Path, home: Path, marker: Path) -> None:
+    """build_simulated_home's pipeline, run once: the home, and the simulation's summary in `marker`."""
     from streamrec.models_ml.registry import promote
     from streamrec.models_ml.train import train
 
-    root = tmp_path_factory.getbasetemp() / "simulated-pipeline"
-    home, marker = root / "home", root / "summary.json"
-    if marker.exists():
-        return home, json.loads(marker.read_text())
-    shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(built_home, home)
     settings = Settings(home=home)
     train(settings, epochs=1, seed=3, version=SIM_VERSION)
@@ -70,7 +77,6 @@ def build_simulated_home(built_home: Path, tmp_path_factory: pytest.TempPathFact
         "text": str(summary),
     }
     marker.write_text(json.dumps(record))
-    return home, record
 
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

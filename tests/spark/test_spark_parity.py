@@ -36,6 +36,10 @@ from streamrec.core.settings import Settings
 from tests.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
+# `make test-spark` runs this module on two xdist workers (--dist loadgroup): the tests of the module's Spark
+# build (one build of `spark_home`) and the minutes test share one worker; the incremental test, which makes
+# two Spark builds of its own, runs beside them on the other.
+ON_FIRST_WORKER = pytest.mark.xdist_group("spark_home_and_minutes")
 
 FEATURE = "user_avg_session_length_7d_seconds"
 
@@ -75,6 +79,7 @@ def spark_copy(spark_home: Path, tmp_path: Path) -> Settings:
     return Settings(home=target)
 
 
+@ON_FIRST_WORKER
 def test_export_writes_every_raw_table_the_reference_and_the_duckdb_as_of(spark_home: Path) -> None:
     settings = Settings(home=spark_home)
     record = read_manifest(settings)
@@ -92,6 +97,7 @@ def test_export_writes_every_raw_table_the_reference_and_the_duckdb_as_of(spark_
     assert record["row_counts"]["reference.feature_distributions"] > 0  # the PSI test has something to judge
 
 
+@ON_FIRST_WORKER
 def test_spark_build_runs_every_feature_model_and_test_and_no_duckdb_only_model(spark_home: Path) -> None:
     results = json.loads((spark_target_dir(Settings(home=spark_home)) / "run_results.json").read_text())["results"]
     statuses = {r["unique_id"]: r["status"] for r in results}
@@ -105,6 +111,7 @@ def test_spark_build_runs_every_feature_model_and_test_and_no_duckdb_only_model(
     assert not [uid for uid in statuses if ".evaluation." in uid or "stg_ops__" in uid]
 
 
+@ON_FIRST_WORKER
 def test_spark_features_equal_duckdb_features(spark_home: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "streamrec", "spark", "compare"],
@@ -123,6 +130,7 @@ def test_spark_features_equal_duckdb_features(spark_home: Path) -> None:
         assert f"features.{table} {rows:,} rows" in result.stdout
 
 
+@ON_FIRST_WORKER
 def test_a_changed_feature_value_is_reported_with_table_key_and_column(spark_copy: Settings) -> None:
     user_id, as_of = _duckdb_rows(
         spark_copy, "select min(user_id), max(as_of) from features.user_features where user_tenure_days > 1"
@@ -141,6 +149,7 @@ def test_a_changed_feature_value_is_reported_with_table_key_and_column(spark_cop
     assert "column user_tenure_days" in message and "1 of" in message
 
 
+@ON_FIRST_WORKER
 def test_a_null_on_one_side_is_reported_with_table_key_and_column(spark_copy: Settings) -> None:
     (item_id,) = _duckdb_rows(spark_copy, "select min(item_id) from features.item_features")[0]
     _update_duckdb(spark_copy, f"update features.item_features set item_genre_code = null where item_id = {item_id}")
@@ -150,6 +159,7 @@ def test_a_null_on_one_side_is_reported_with_table_key_and_column(spark_copy: Se
         compare(spark_copy)
 
 
+@ON_FIRST_WORKER
 def test_a_row_missing_on_one_side_is_reported_with_its_key(spark_copy: Settings) -> None:
     (interaction_id,) = _duckdb_rows(spark_copy, "select max(interaction_id) from features.training_examples")[0]
     _update_duckdb(spark_copy, f"delete from features.training_examples where interaction_id = {interaction_id}")
@@ -159,12 +169,14 @@ def test_a_row_missing_on_one_side_is_reported_with_its_key(spark_copy: Settings
     assert f"features.training_examples: row interaction_id={interaction_id} is on Spark but not on DuckDB" in message
 
 
+@ON_FIRST_WORKER
 def test_compare_without_a_spark_build_names_the_missing_table(spark_copy: Settings) -> None:
     shutil.rmtree(spark_table_path(spark_copy, "features", "item_features"))
     with pytest.raises(StreamRecError, match=r"no Spark table features\.item_features .*streamrec spark build"):
         compare(spark_copy)
 
 
+@ON_FIRST_WORKER
 def test_a_copied_home_drops_spark_state_that_points_at_the_original(spark_home: Path, spark_copy: Settings) -> None:
     # the Derby metastore holds absolute locations: a build in the copy must not write into the original
     original = Settings(home=spark_home)
@@ -176,6 +188,7 @@ def test_a_copied_home_drops_spark_state_that_points_at_the_original(spark_home:
     assert not (spark_copy.home / "spark-metastore" / "metastore_db").exists()
 
 
+@ON_FIRST_WORKER
 def test_session_minutes_in_the_export_fail_the_spark_build_on_the_psi_test(built_home: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     shutil.copytree(built_home, home)
@@ -199,14 +212,20 @@ def test_session_minutes_in_the_export_fail_the_spark_build_on_the_psi_test(buil
     assert "≈ 1/60: looks like minutes, contract says seconds" in message
 
 
-def test_incremental_spark_build_after_appended_days_equals_duckdb(spark_copy: Settings, tmp_path: Path) -> None:
-    """History built in full on both engines, three days appended, both built incrementally: still equal."""
+def test_incremental_spark_build_after_appended_days_equals_duckdb(built_home: Path, tmp_path: Path) -> None:
+    """History built in full on both engines, three days appended, both built incrementally: still equal.
+
+    From a copy of the DuckDB build, not of `spark_home`: a copied home's Spark state is dropped before its
+    first Spark build (the metastore holds the original's absolute paths), so the history's full Spark build
+    is needed here either way, and this test need not wait for the module's.
+    """
     from streamrec.batch.build import build
     from streamrec.batch.event_load import load_events
     from streamrec.batch.migrate import init_db
     from streamrec.lab.drop import cut_days_to_files
 
-    settings = spark_copy
+    settings = Settings(home=tmp_path / "home")
+    shutil.copytree(built_home, settings.home)
     init_db(settings)  # the session home may predate ops.raw_loads
     features = "staging intermediate features training"
     cut_days_to_files(settings.warehouse_path, tmp_path / "days", days=3)
