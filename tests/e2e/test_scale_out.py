@@ -227,10 +227,19 @@ def test_canary_shares_hold_across_two_workers(served_copy: Settings) -> None:
             timeout=120,
         )
         assert started.status_code == 200, started.text
-        threading.Event().wait(3.0)  # the other worker follows within the sync interval (plus its bundle load)
-        served = {}
-        for user in range(300):  # a new connection each: the kernel spreads them over both workers
-            served[user] = httpx.get(f"{api.url}/v1/recommendations", params={"user_id": user}).json()
+        # The other worker follows within the sync interval plus its bundle load: poll until the routing of
+        # every user matches, or 60 s pass (then the assertions below say what differed).
+        deadline = time.monotonic() + 60
+        while True:
+            served = {}
+            for user in range(300):  # a new connection each: the kernel spreads them over both workers
+                served[user] = httpx.get(f"{api.url}/v1/recommendations", params={"user_id": user}).json()
+            routed = {u for u, page in served.items() if page["model_version"] == "e2e-v2"}
+            if routed == {u for u in served if routes_to_candidate(u, share, "canary-v1")}:
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
     finally:
         api.stop()
     pids = {path.stem.rsplit("-", 1)[1] for path in (served_copy.home / "logs" / "impressions").glob("*.jsonl")}
@@ -246,10 +255,17 @@ def test_promote_reload_reaches_every_worker(served_copy: Settings) -> None:
     try:
         promote(served_copy, version="e2e-v3", by="e2e", reason="workers follow")
         assert httpx.post(f"{api.url}/v1/admin/reload", headers=AUTH, timeout=120).json()["version"] == "e2e-v3"
-        threading.Event().wait(3.0)
-        versions = {
-            httpx.get(f"{api.url}/v1/recommendations", params={"user_id": u}).json()["model_version"] for u in range(60)
-        }
+        # The other worker follows within the sync interval plus its bundle load: poll (a new connection per
+        # request, so the kernel spreads them over both workers) rather than assume how busy the machine is.
+        deadline = time.monotonic() + 60
+        while True:
+            versions = {
+                httpx.get(f"{api.url}/v1/recommendations", params={"user_id": u}).json()["model_version"]
+                for u in range(60)
+            }
+            if versions == {"e2e-v3"} or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
     finally:
         api.stop()
     assert versions == {"e2e-v3"}
