@@ -63,17 +63,18 @@ def bench_training(rows: int, steps: int, batch_size: int = 512) -> None:
         ("dense ids, 1 process", False, 1),
         ("sparse ids, 1 process", True, 1),
         ("sparse ids, 2 processes", True, 2),
+        ("sparse ids, 1 process, 2 threads", True, 1),
     )
     per_step = {}
     for name, sparse, nproc in modes:
-        cfg = TrainConfig(batch_size=batch_size, sparse_ids=sparse, nproc=nproc)
+        cfg = TrainConfig(batch_size=batch_size, sparse_ids=sparse, nproc=nproc, threads=2 if "threads" in name else 1)
 
         if nproc > 1:
             model, _ = train_two_tower_parallel(
                 positives, user_f, item_f, 1, 0, nproc, cfg=TwoTowerConfig(), train_cfg=cfg, max_steps=steps
             )
         else:
-            with deterministic(0):
+            with deterministic(0, cfg.threads):
                 model, _ = train_two_tower(
                     positives, user_f, item_f, 1, 0, cfg=TwoTowerConfig(), train_cfg=cfg, max_steps=steps
                 )

@@ -42,8 +42,9 @@ def _worker(rank: int, scratch: str, nproc: int, seed: int, epochs: int, patienc
 
     inputs = torch.load(Path(scratch) / INPUTS_FILE, mmap=True, weights_only=False)
     dist.init_process_group("gloo", init_method=f"file://{Path(scratch) / 'rendezvous'}", rank=rank, world_size=nproc)
+    train_cfg = TrainConfig(**inputs["train_cfg"])
     try:
-        with deterministic(seed):
+        with deterministic(seed, train_cfg.threads):
             model, losses = train_two_tower(
                 inputs["positives"],
                 inputs["user_features"],
@@ -51,7 +52,7 @@ def _worker(rank: int, scratch: str, nproc: int, seed: int, epochs: int, patienc
                 epochs,
                 seed,
                 cfg=TwoTowerConfig(**inputs["tt_cfg"]),
-                train_cfg=TrainConfig(**inputs["train_cfg"]),
+                train_cfg=train_cfg,
                 valid=inputs["valid"],
                 patience=patience,
                 max_steps=max_steps,

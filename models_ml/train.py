@@ -92,6 +92,9 @@ class TrainConfig:
     # Two-tower training processes (torch.distributed, gloo): each takes its own batches of `batch_size`
     # and their gradients are averaged, so one step sees nproc x batch_size rows (models_ml.distributed).
     nproc: int = 1
+    # Intra-op threads of each training process: 1 on a shared machine; on an idle 2-core machine 2 threads
+    # cut a two-tower step by a third (docs/benchmarks.md, "Training time at 10M interactions").
+    threads: int = 1
     # Whether the ranker reads the two-tower's score and rank. Off: on its own training rows the two-tower has
     # seen every positive, so its score separates them better than it separates anything at serving (demo
     # world: play-vs-skip AUC 0.588 on training rows, 0.537 on the holdout window's) and a ranker fed that
@@ -123,13 +126,13 @@ def default_version() -> str:
 
 
 @contextlib.contextmanager
-def deterministic(seed: int) -> Iterator[None]:
-    """Seed every RNG, use one torch thread and deterministic kernels; restores the previous torch settings."""
+def deterministic(seed: int, threads: int = 1) -> Iterator[None]:
+    """Seed every RNG, use `threads` torch threads and deterministic kernels; restores the previous settings."""
     previous = torch.are_deterministic_algorithms_enabled()
     previous_threads = torch.get_num_threads()
-    # One intra-op thread: these models are small, so extra threads buy little and, on a busy machine,
-    # OpenMP spin-waiting made epochs 50x slower; a single thread also fixes the reduction order.
-    torch.set_num_threads(1)
+    # One intra-op thread by default: on a busy machine OpenMP spin-waiting made epochs 50x slower. On an
+    # idle one more threads pay (TrainConfig.threads); results stay deterministic for a given thread count.
+    torch.set_num_threads(threads)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -863,7 +866,7 @@ def train(
     started = time.perf_counter()
     run = _plan_run(settings, version, epochs, seed, refit, train_cfg, tune_seconds)
     data = load_training_data(settings, run.contract, holdout_days=run.train_cfg.holdout_days)
-    with deterministic(seed), _progress() as progress:
+    with deterministic(seed, run.train_cfg.threads), _progress() as progress:
         split_fit = run.fit(data, progress)
         offline = recommend_offline(
             split_fit.model, split_fit.ranker, data, run.train_cfg.source_sizes(), run.train_cfg.ease_l2

@@ -254,6 +254,9 @@ def train(
             min=1, max=64, help="Two-tower training processes (torch.distributed, gloo); each adds a batch per step."
         ),
     ] = 1,
+    threads: Annotated[
+        int, typer.Option(min=1, max=64, help="Torch intra-op threads per training process (more on an idle machine).")
+    ] = 1,
 ) -> None:
     """Train retrieval model, FAISS index and ranker, write a co-versioned bundle and register it."""
     from streamrec.models_ml.train import TrainConfig
@@ -266,7 +269,7 @@ def train(
             seed=seed,
             version=version,
             refit=refit,
-            train_cfg=TrainConfig(nproc=nproc),
+            train_cfg=TrainConfig(nproc=nproc, threads=threads),
             tune_seconds=tune_seconds if tune else None,
         )
     )

@@ -64,6 +64,19 @@ def test_two_processes_are_deterministic_and_within_noise_of_one(built_home) -> 
     assert abs(one - two) <= 0.05, (one, two)
 
 
+def test_two_intra_op_threads_are_deterministic(built_home) -> None:
+    data = load_training_data(Settings(home=built_home), load_contract())
+    features = data.user_features + data.item_features
+    positives = to_tensors(take_rows(data.examples, data.examples["label"] == 1), features)
+    runs = []
+    for _ in range(2):
+        with deterministic(SEED, threads=2):
+            assert torch.get_num_threads() == 2
+            runs.append(train_two_tower(positives, data.user_features, data.item_features, 1, SEED)[0])
+    for name, value in runs[0].state_dict().items():
+        assert torch.equal(value, runs[1].state_dict()[name]), name
+
+
 def test_nproc_below_two_is_refused_in_one_line(built_home) -> None:
     with pytest.raises(StreamRecError, match="at least 2 processes"):
         train_two_tower_parallel({}, [], [], 1, 0, nproc=1, train_cfg=TrainConfig())
@@ -74,7 +87,7 @@ def test_streamrec_train_nproc_2_from_the_console_script(built_home, copy_home) 
     settings = copy_home(built_home)
     script = Path(sys.executable).parent / "streamrec"
     done = subprocess.run(
-        [str(script), "train", "--nproc", "2", "--epochs", "1", "--no-refit", "--version", "vddp"],
+        [str(script), "train", "--nproc", "2", "--threads", "2", "--epochs", "1", "--no-refit", "--version", "vddp"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -84,4 +97,4 @@ def test_streamrec_train_nproc_2_from_the_console_script(built_home, copy_home) 
     assert "Traceback" not in done.stderr
     assert "trained vddp" in done.stdout
     stored = train_config_from_checkpoint(settings.artifacts_dir / "vddp" / "retrieval.pt")
-    assert stored.nproc == 2 and stored.sparse_ids
+    assert stored.nproc == 2 and stored.threads == 2 and stored.sparse_ids
