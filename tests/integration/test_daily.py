@@ -16,6 +16,7 @@ import pytest
 from streamrec.batch.migrate import init_db
 from streamrec.core.settings import Settings
 from streamrec.lab.drop import cut_days_to_files
+from tests.integration.history_split import split_history
 
 CLI = [sys.executable, "-m", "streamrec"]
 
@@ -100,18 +101,7 @@ def test_history_then_seven_daily_appends_gives_the_features_of_one_full_load(bu
     from streamrec.batch.build import build
     from streamrec.batch.event_load import load_events
 
-    source = tmp_path / "source"
-    subprocess.run(["cp", "-r", str(built_home), str(source)], check=True)
-    drop = tmp_path / "days"
-    appended = cut_days_to_files(Settings(home=source).warehouse_path, drop, days=7)
-    history = tmp_path / "history"
-    history.mkdir()
-    with duckdb.connect(str(Settings(home=source).warehouse_path), read_only=True) as con:
-        for table in ("creators", "items", "users", "sessions", "interactions"):
-            con.execute(f"copy raw.{table} to '{history}/{table}.parquet'")
-    settings = Settings(home=tmp_path / "team").ensure()
-    init_db(settings)
-    load_events(settings, [str(history)])
+    settings, drop, appended = split_history(built_home, tmp_path, days=7)
     days = sorted({path.name.split("_", 1)[1] for path in drop.iterdir()})
     assert len(days) == 7
     for index, day in enumerate(days):

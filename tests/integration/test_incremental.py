@@ -4,7 +4,6 @@ full refresh, and an event older than the lookback makes the next build a full o
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from streamrec.batch.build import build, dbt_target_dir
 from streamrec.batch.event_load import INCREMENTAL_LOOKBACK_DAYS, load_events
 from streamrec.batch.migrate import init_db
 from streamrec.core.settings import DBT_PROJECT_DIR, Settings
-from streamrec.lab.drop import cut_days_to_files
+from tests.integration.history_split import split_history
 from tests.integration.test_daily import table_digest
 
 PER_DAY = (
@@ -58,18 +57,7 @@ def test_the_lookback_var_matches_the_loader() -> None:
 def test_incremental_builds_after_appends_and_late_events_equal_a_full_refresh(
     generated_home: Path, tmp_path: Path
 ) -> None:
-    source = tmp_path / "source"
-    subprocess.run(["cp", "-r", str(generated_home), str(source)], check=True)
-    drop = tmp_path / "days"
-    cut_days_to_files(Settings(home=source).warehouse_path, drop, days=7)
-    history = tmp_path / "history"
-    history.mkdir()
-    with duckdb.connect(str(Settings(home=source).warehouse_path), read_only=True) as con:
-        for table in ("creators", "items", "users", "sessions", "interactions"):
-            con.execute(f"copy raw.{table} to '{history}/{table}.parquet'")
-    settings = Settings(home=tmp_path / "team").ensure()
-    init_db(settings)
-    load_events(settings, [str(history)])
+    settings, drop, _ = split_history(generated_home, tmp_path, days=7)
     build(settings, select=FEATURES)
     assert not any(_ran_incrementally(settings).values())  # the first build creates the tables
 
