@@ -176,8 +176,7 @@ def write_ope_tables(settings: Settings, logged: pa.Table | None = None, targets
     Every dataset present in `logged` (and every (dataset, target_policy) in `targets`) is deleted first,
     so importing the same dataset twice replaces it instead of duplicating it.
     """
-    with connect(settings) as con, transaction(con):
-        con.execute("create schema if not exists raw")
+    with connect(settings, write_raw=True) as con, transaction(con):
         con.execute(OPE_LOGGED_DDL)
         con.execute(OPE_TARGET_DDL)
         if logged is not None:

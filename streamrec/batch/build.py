@@ -32,7 +32,7 @@ import duckdb
 from streamrec.core.errors import StreamRecError
 from streamrec.core.logging_setup import dbt_log_args
 from streamrec.core.settings import DBT_PROJECT_DIR, PROFILES_DIR, Settings
-from streamrec.core.warehouse import open_duckdb, writer_lock
+from streamrec.core.warehouse import open_duckdb, open_warehouse, writer_lock
 
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 _NODE_KINDS = ("model.", "seed.", "test.", "snapshot.", "unit_test.")
@@ -66,7 +66,14 @@ def dbt_command(
     as_of: str | None = None,
     variables: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """The dbt command line for this home: project, profiles, per-home target/log dirs, vars and selection."""
+    """The dbt command line for this home: project, profiles, per-home target/log dirs, vars and selection.
+
+    The profile attaches the home's raw file read-only, which fails if it does not exist: an empty one is
+    created first for a home that never loaded anything (`dbt compile`, `dbt ls` before `streamrec init`).
+    """
+    if not settings.raw_path.exists():
+        settings.ensure()
+        duckdb.connect(str(settings.raw_path)).close()
     command = [
         sys.executable,
         "-c",
@@ -267,6 +274,11 @@ def build(
     with writer_lock(settings):
         if not published.exists():
             raise StreamRecError(f"no warehouse at {published}: run `streamrec init` and `streamrec generate` first")
+        # The raw file exists and holds every committed row before dbt attaches it read-only (and an older
+        # home's raw schema moves into it: open_warehouse), so the copy below carries no raw (ADR 0008).
+        open_warehouse(settings, write_raw=True).close()
+        if wal_path(settings.raw_path).exists():
+            checkpoint(settings.raw_path)
         snapshot_for_build(published, building)
         (dbt_target_dir(settings) / "run_results.json").unlink(missing_ok=True)
         try:

@@ -9,8 +9,8 @@ from the door on.
 Everything is validated before anything is written: every column present and castable to its raw type,
 keys and required columns non-null, numbers finite, durations non-negative, event types known, keys unique,
 references resolvable, event times inside the late-event window. A refusal is one StreamRecError naming
-the file, the row (the line, for CSV) and the column, and then nothing is written. The write is one
-transaction for all files: rows whose key is already stored with the same values are skipped (loading
+the file, the row (the line, for CSV) and the column, and then nothing is written. The write to raw is
+one transaction for all files: rows whose key is already stored with the same values are skipped (loading
 a file twice changes nothing; a file whose checksum was loaded before is not even read), a stored key with
 different values refuses the whole load naming the first conflicting key, and each file gets a row in
 `ops.raw_loads` (path, rows, event-time range, sha256), which `dbt source freshness` reads.
@@ -394,7 +394,7 @@ def load_events(
                 files.append((path, table_of(path, table)))
     if not settings.warehouse_path.exists():
         raise StreamRecError(f"no warehouse at {settings.warehouse_path}: run `streamrec init` first")
-    with connect(settings) as con:
+    with connect(settings, write_raw=True) as con:
         if not table_exists(con, "ops", "raw_loads"):
             raise StreamRecError("ops.raw_loads is missing: run `streamrec init` (alembic upgrade head) first")
         loaded = {(t, s) for t, s in fetchall(con, "select table_name, sha256 from ops.raw_loads")}
@@ -415,15 +415,17 @@ def load_events(
                     raise StreamRecError(
                         f"{path.name}: cannot read into raw.{file_table} ({message}); nothing was loaded"
                     ) from None
+            try:
+                _write(con, staged, timedelta(days=late_days), invalidated=False)
+            except _LateForLookback:
+                # Raw and the per-day tables are two files (two transactions, ADR 0008): drop the per-day
+                # tables first, then append again, so a crash in between costs a full recompute, never
+                # stale days. The first attempt was rolled back, so nothing was appended twice.
+                with transaction(con):
+                    invalidate_incremental(con)
+                _write(con, staged, timedelta(days=late_days), invalidated=True)
+            # After raw's commit: a crash before this leaves rows whose reload inserts nothing and records them.
             with transaction(con):
-                con.execute("create schema if not exists raw")
-                for name in RAW_TABLES:  # every raw table exists after a first load, as staging expects
-                    if not table_exists(con, "raw", name):
-                        con.execute(create_table_sql(name))
-                for name in LOAD_ORDER:
-                    group = [s for s in staged if s.table == name]
-                    if group:
-                        _append(con, name, group, timedelta(days=late_days))
                 _record(con, staged)
         finally:
             for s in staged:
@@ -431,8 +433,32 @@ def load_events(
     return LoadSummary([(s.path.name, s.table, s.rows, s.inserted) for s in staged], skipped)
 
 
-def _append(con: duckdb.DuckDBPyConnection, table: str, group: list[_Staged], late: timedelta) -> None:
-    """Check one table's files against the stored rows and each other, then insert their new rows."""
+class _LateForLookback(Exception):
+    """A new event is older than the incremental lookback: the per-day tables must be dropped first."""
+
+
+def _write(con: duckdb.DuckDBPyConnection, staged: list[_Staged], late: timedelta, invalidated: bool) -> None:
+    """Append every staged file to raw in one transaction (rolled back whole on any refusal).
+
+    Raises _LateForLookback, with nothing written, when an event is older than the per-day tables'
+    lookback and they were not dropped yet (`invalidated`).
+    """
+    with transaction(con):
+        for name in RAW_TABLES:  # every raw table exists after a first load, as staging expects
+            if not table_exists(con, "raw", name):
+                con.execute(create_table_sql(name))
+        for name in LOAD_ORDER:
+            group = [s for s in staged if s.table == name]
+            if group and _append(con, name, group, late) and not invalidated:
+                raise _LateForLookback
+
+
+def _append(con: duckdb.DuckDBPyConnection, table: str, group: list[_Staged], late: timedelta) -> bool:
+    """Check one table's files against the stored rows and each other, then insert their new rows.
+
+    Returns whether an inserted event is older than the incremental models' lookback.
+    """
+    older = False
     key = PRIMARY_KEYS[table]
     columns = list(RAW_TABLES[table])
     if len(group) == 1:
@@ -479,8 +505,7 @@ def _append(con: duckdb.DuckDBPyConnection, table: str, group: list[_Staged], la
         try:
             if table in EVENT_TABLES:
                 _refuse_late(con, group, table, fresh, late)
-                if _older_than_lookback(con, table, fresh):
-                    invalidate_incremental(con)
+                older = _older_than_lookback(con, table, fresh)
             for column, parent, parent_key in REFERENCES.get(table, ()):
                 orphan = fetchall(
                     con,
@@ -502,6 +527,7 @@ def _append(con: duckdb.DuckDBPyConnection, table: str, group: list[_Staged], la
     finally:
         if len(group) > 1:
             con.execute(f"drop table if exists {batch}")
+    return older
 
 
 def _refuse_conflict(

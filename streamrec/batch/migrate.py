@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import MIGRATIONS_DIR, Settings
-from streamrec.core.warehouse import open_duckdb, writer_lock
+from streamrec.core.warehouse import open_duckdb, open_warehouse, writer_lock
 
 
 def database_url(path: Path) -> str:
@@ -63,6 +63,9 @@ def init_db(settings: Settings) -> str:
     with writer_lock(settings):
         _migrate(settings, "upgrade", "head")
         revision = _current_revision_unlocked(settings)
+        # The raw file exists from init on (dbt attaches it read-only), and an older home's raw schema moves
+        # into it here (ADR 0008).
+        open_warehouse(settings, write_raw=True).close()
     if revision is None:
         raise StreamRecError(f"alembic upgrade head left no revision in {settings.warehouse_path}")
     return revision

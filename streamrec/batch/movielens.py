@@ -83,10 +83,9 @@ def load_movielens(settings: Settings, directory: Path) -> str:
     items = read_atomic_file(directory / f"{PREFIX}.item", ITEM_COLUMNS, key=("item_id",))
     inter = read_atomic_file(directory / f"{PREFIX}.inter", INTER_COLUMNS, key=("user_id", "item_id", "timestamp"))
     tables = _to_raw_tables(users, items, inter)
-    with replace_raw(settings) as con:
+    with replace_raw(settings, drop_schemas=("truth",)) as con:  # no ground truth for real data
         for name, table in tables.items():
             insert_arrow(con, f"raw.{name}", table)
-        con.execute("drop schema if exists truth cascade")  # no ground truth for real data
     counts = {name: table.num_rows for name, table in tables.items()}
     kinds = tables["interactions"].column("event_type").to_pylist()
     return (

@@ -160,20 +160,28 @@ def _parse_field(path: Path, line: int, name: str, kind: str, text: str, is_key:
 
 
 @contextmanager
-def replace_raw(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+def replace_raw(settings: Settings, drop_schemas: tuple[str, ...] = ()) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse and start one transaction in which every raw table is recreated empty.
 
     The caller inserts the new data (see `insert_arrow`); leaving the block commits, and any
-    exception rolls everything back, old raw data included, so a failed load changes nothing.
+    exception rolls everything back, old raw data included, so a failed load changes nothing in raw.
+    Raw lives in its own file (ADR 0008) and one DuckDB transaction writes one file, so what was derived
+    from the old raw is dropped first, in a warehouse transaction of its own: the incremental per-day
+    tables and `drop_schemas` (the generator's truth). A crash after that leaves the old raw with
+    nothing stale derived from it (the next build recomputes the per-day tables whole), never new raw
+    beside old derived rows.
     """
-    with connect(settings) as con, transaction(con):
-        con.execute("create schema if not exists raw")
-        for table in RAW_TABLES:
-            con.execute(f"drop table if exists raw.{table}")
-            con.execute(create_table_sql(table))
-        invalidate_incremental(con)
-        yield con
-        check_raw_keys(con)
+    with connect(settings, write_raw=True) as con:
+        with transaction(con):
+            invalidate_incremental(con)
+            for schema in drop_schemas:
+                con.execute(f"drop schema if exists {schema} cascade")
+        with transaction(con):
+            for table in RAW_TABLES:
+                con.execute(f"drop table if exists raw.{table}")
+                con.execute(create_table_sql(table))
+            yield con
+            check_raw_keys(con)
 
 
 def invalidate_incremental(con: duckdb.DuckDBPyConnection) -> list[str]:

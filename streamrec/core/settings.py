@@ -60,6 +60,14 @@ class Settings:
         return self.home / "warehouse.duckdb"
 
     @property
+    def raw_path(self) -> Path:
+        """The DuckDB file of the raw tables, written in place by loaders and attached to the warehouse as `raw`.
+
+        Apart from the warehouse so that a build's copy (ADR 0008) does not grow with history.
+        """
+        return self.home / "raw.duckdb"
+
+    @property
     def artifacts_dir(self) -> Path:
         """Versioned model bundles, one directory per version tag."""
         return self.home / "artifacts"

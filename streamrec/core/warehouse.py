@@ -73,20 +73,12 @@ def open_duckdb(
     path: Path, read_only: bool = False, timeout: float | None = None, config: dict[str, Any] | None = None
 ) -> duckdb.DuckDBPyConnection:
     """Open a DuckDB file, retrying while another process holds it; fail with one line naming the holder."""
-    timeout = lock_wait_seconds() if timeout is None else timeout
     if read_only and not path.exists():
         raise StreamRecError(f"no warehouse at {path}: run `streamrec init` and `streamrec generate` first")
     path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only, config=config or {})
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise StreamRecError(f"cannot open {path}: {str(exc).splitlines()[0]}") from exc
-            if time.monotonic() > deadline:
-                raise StreamRecError(lock_conflict_message(path, str(exc), read_only, timeout)) from None
-            time.sleep(0.2)
+    return _retry_locked(
+        path, read_only, lambda: duckdb.connect(str(path), read_only=read_only, config=config or {}), timeout
+    )
 
 
 def _process_name(pid: int) -> str:
@@ -112,18 +104,102 @@ def lock_conflict_message(path: Path, error: str, read_only: bool, waited: float
     )
 
 
+def attach_raw(con: duckdb.DuckDBPyConnection, settings: Settings, read_only: bool = True) -> None:
+    """Attach the raw tables' file (`raw.duckdb`) as catalog `raw`, so `raw.interactions` resolves as before.
+
+    The raw tables live in that file's `main` schema: a two-part name `raw.<table>` then means catalog raw,
+    its default schema, in the raw file itself and in every warehouse connection (ADR 0008). A read-only
+    attach of a file that does not exist yet is skipped (no data loaded: `raw.*` is then missing, as it was
+    before the first load); a writable one creates it. Waits while another process writes it, like
+    `open_duckdb`.
+    """
+    path = settings.raw_path
+    if read_only and not path.exists():
+        return
+    mode = " (read_only)" if read_only else ""
+    _retry_locked(path, read_only, lambda: con.execute(f"attach '{path}' as raw{mode}"))
+
+
+def _retry_locked(path: Path, read_only: bool, action: Any, timeout: float | None = None) -> Any:
+    """Run `action` (an open or attach of `path`), retrying while another process holds the file."""
+    timeout = lock_wait_seconds() if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return action()
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise StreamRecError(f"cannot open {path}: {str(exc).splitlines()[0]}") from exc
+            if time.monotonic() > deadline:
+                raise StreamRecError(lock_conflict_message(path, str(exc), read_only, timeout)) from None
+            time.sleep(0.2)
+
+
+def open_warehouse(
+    settings: Settings, read_only: bool = False, write_raw: bool = False, config: dict[str, Any] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """The published warehouse with the raw file attached as `raw` (read-only unless `write_raw`).
+
+    One DuckDB transaction writes one file: a writer of raw and of a warehouse table commits them in two
+    transactions (see raw_load.replace_raw for the order that keeps a crash between them safe).
+    """
+    con = open_duckdb(settings.warehouse_path, read_only=read_only, config=config)
+    try:
+        legacy = not read_only and _legacy_raw_tables(con)
+        attach_raw(con, settings, read_only=read_only or not (write_raw or legacy))
+        if legacy:
+            move_legacy_raw(con, legacy)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _legacy_raw_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Tables of a `raw` schema inside the warehouse file itself (a home from before ADR 0008)."""
+    rows = fetchall(
+        con,
+        "select table_name from information_schema.tables where table_catalog = current_database() "
+        "and table_schema = 'raw' and table_type = 'BASE TABLE' order by 1",
+    )
+    has_schema = scalar(
+        con,
+        "select count(*) from information_schema.schemata where catalog_name = current_database() "
+        "and schema_name = 'raw'",
+    )
+    return [row[0] for row in rows] or (["<empty>"] if has_schema else [])
+
+
+def move_legacy_raw(con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> None:
+    """Move a pre-ADR-0008 warehouse's `raw` schema into the raw file (attached writable as `raw`).
+
+    Two transactions, copy then drop: a crash between them leaves both copies, and the next writer's
+    open copies again (`create or replace`) and drops; nothing is lost. Until the move, `raw.<table>`
+    would be ambiguous between the schema and the attached catalog.
+    """
+    database = scalar(con, "select current_database()")
+    with transaction(con):
+        for table in tables:
+            if table != "<empty>":
+                con.execute(f'create or replace table raw.main."{table}" as from "{database}".raw."{table}"')
+    with transaction(con):
+        con.execute(f'drop schema "{database}".raw cascade')
+
+
 @contextmanager
-def connect(settings: Settings, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection to the warehouse; writers also hold the writer lock."""
+def connect(
+    settings: Settings, read_only: bool = False, write_raw: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection to the warehouse (raw attached); writers also hold the writer lock."""
     if read_only:
-        con = open_duckdb(settings.warehouse_path, read_only=True)
+        con = open_warehouse(settings, read_only=True)
         try:
             yield con
         finally:
             con.close()
         return
     with writer_lock(settings):
-        con = open_duckdb(settings.warehouse_path)
+        con = open_warehouse(settings, write_raw=write_raw)
         try:
             yield con
         finally:
@@ -142,12 +218,14 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | Non
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    """Whether schema.table exists (table or view)."""
+    """Whether `schema.table` resolves (table or view): a schema of this database, or an attached catalog's
+    default schema (`raw.<table>` is the raw file's `main.<table>`, ADR 0008)."""
     return bool(
         scalar(
             con,
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [schema, table],
+            "select count(*) from information_schema.tables where table_name = ? and ((table_catalog = "
+            "current_database() and table_schema = ?) or (table_catalog = ? and table_schema = 'main'))",
+            [table, schema, schema],
         )
     )
 
@@ -192,8 +270,11 @@ def read_only_query(
                 f"({statement.query.strip()[:60]!r}); allowed: SELECT, WITH, DESCRIBE, SUMMARIZE, SHOW, EXPLAIN, "
                 "PRAGMA, PIVOT; nothing was run"
             )
-    con = open_duckdb(settings.warehouse_path, read_only=True, config=ANALYSIS_CONFIG)
+    # The raw file is attached before the sandbox closes: afterwards no ATTACH and no setting change is possible.
+    con = open_warehouse(settings, read_only=True)
     try:
+        for name, value in ANALYSIS_CONFIG.items():
+            con.execute(f"set {name} = {str(value).lower()}")
         names: list[str] = []
         rows: list[tuple] = []
         for statement in statements:

@@ -7,14 +7,14 @@ from pathlib import Path
 import duckdb
 
 
-def cut_days_to_files(warehouse: Path, folder: Path, days: int) -> int:
+def cut_days_to_files(raw: Path, folder: Path, days: int) -> int:
     """Move sessions started (and interactions on, or in sessions started) in the last `days` days to files.
 
     Writes `sessions_<date>.parquet` and `interactions_<date>.parquet` per day into `folder` and deletes
     those rows from raw; returns the number of interactions moved. Loading the files restores raw exactly.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(warehouse))
+    con = duckdb.connect(str(raw))  # the raw file (Settings.raw_path), where raw.<table> resolves
     try:
         cutoff = con.sql(f"select date_trunc('day', max(started_ts)) - interval {days - 1} day from raw.sessions")
         start = cutoff.fetchall()[0][0]

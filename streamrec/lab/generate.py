@@ -31,6 +31,7 @@ from streamrec.contracts import load_contract
 from streamrec.core.errors import StreamRecError
 from streamrec.core.event_types import INTERACTION_EVENT_TYPES
 from streamrec.core.settings import Settings
+from streamrec.core.warehouse import connect, transaction
 from streamrec.lab.truth import DEFAULT_PARAMS, TRUTH_TABLES_SQL, GroundTruth
 
 # The history ends here (not at "now") so a seed reproduces the same data on any day.
@@ -45,6 +46,7 @@ NEW_CREATOR_SHARE = 0.2
 NEW_USER_SHARE = 0.2
 IN_WINDOW_ITEM_SHARE = 0.25  # items published during the history (the rest earlier)
 RECENT_ITEM_SHARE = 0.03  # items published in the last 7 days (item_ctr_7d_ratio is null for them)
+NEXT_TRUTH_SCHEMA = "truth_next"  # a new world's truth, written before raw is replaced and swapped in after
 
 # Constants of the event model beyond truth.DEFAULT_PARAMS; stored in truth.params with them.
 EVENT_PARAMS = {
@@ -113,8 +115,8 @@ def generate(
     """Replace the raw schema (and truth schema) with synthetic data; return a one-line summary.
 
     `interactions` is a target: generation stops at the first session boundary that reaches it
-    (default: about 40 per user). Everything is written in one transaction, so a failure leaves
-    the previous data untouched.
+    (default: about 40 per user). A failure leaves the previous raw and truth untouched: raw is replaced in
+    one transaction, and the new truth, written beforehand, replaces the old only after that commit.
     """
     if users < 1 or items < 1:
         raise StreamRecError(f"need at least one user and one item (got users={users}, items={items})")
@@ -126,17 +128,28 @@ def generate(
     began = time.perf_counter()
     entities = _make_entities(users, items, days, seed)
     n_sessions = n_interactions = 0
-    with replace_raw(settings) as con:
-        for table in ("users", "creators", "items"):
-            insert_arrow(con, f"raw.{table}", entities.tables[table])
-        with _progress(target) as advance:
-            for sessions, events in _event_chunks(entities, target, seed):
-                insert_arrow(con, "raw.sessions", sessions)
-                insert_arrow(con, "raw.interactions", events)
-                n_sessions += sessions.num_rows
-                n_interactions += events.num_rows
-                advance(events.num_rows)
-        _write_truth(con, entities, seed, days)
+    # Truth is in the warehouse and raw in its own file (ADR 0008), one transaction each: the new truth is
+    # written beside the old first, raw is replaced, then the new truth replaces the old in one transaction.
+    # A failure before the last step leaves the old raw and the old truth.
+    with connect(settings) as con, transaction(con):
+        _write_truth(con, entities, seed, days, schema=NEXT_TRUTH_SCHEMA)
+    try:
+        with replace_raw(settings) as con:
+            for table in ("users", "creators", "items"):
+                insert_arrow(con, f"raw.{table}", entities.tables[table])
+            with _progress(target) as advance:
+                for sessions, events in _event_chunks(entities, target, seed):
+                    insert_arrow(con, "raw.sessions", sessions)
+                    insert_arrow(con, "raw.interactions", events)
+                    n_sessions += sessions.num_rows
+                    n_interactions += events.num_rows
+                    advance(events.num_rows)
+    except BaseException:
+        with connect(settings) as con:
+            con.execute(f"drop schema if exists {NEXT_TRUTH_SCHEMA} cascade")
+        raise
+    with connect(settings) as con, transaction(con):
+        _replace_truth(con)
     n_creators = entities.tables["creators"].num_rows
     return (
         f"generated {users:,} users, {n_creators:,} creators, {items:,} items, {n_sessions:,} sessions and "
@@ -559,16 +572,30 @@ def _event_table(events: dict, keep: int, id_base: int, session_base: int) -> pa
 # ---- truth ------------------------------------------------------------------------------------------------
 
 
-def _write_truth(con: duckdb.DuckDBPyConnection, entities: _Entities, seed: int, days: int) -> None:
-    truth = entities.truth
-    con.execute("drop schema if exists truth cascade")
-    con.execute("create schema truth")
+def _create_truth_tables(con: duckdb.DuckDBPyConnection, schema: str) -> None:
+    con.execute(f"drop schema if exists {schema} cascade")
+    con.execute(f"create schema {schema}")
     for sql in TRUTH_TABLES_SQL.values():
-        con.execute(sql)
-    insert_arrow(con, "truth.user_latent", pa.table({"user_id": truth.user_ids, "factors": _lists(truth.user_factors)}))
+        con.execute(sql.replace("create table truth.", f"create table {schema}.", 1))
+
+
+def _replace_truth(con: duckdb.DuckDBPyConnection) -> None:
+    """Replace schema truth by the tables written into NEXT_TRUTH_SCHEMA (DuckDB cannot rename a schema)."""
+    _create_truth_tables(con, "truth")
+    for table in TRUTH_TABLES_SQL:
+        con.execute(f"insert into truth.{table} from {NEXT_TRUTH_SCHEMA}.{table}")
+    con.execute(f"drop schema {NEXT_TRUTH_SCHEMA} cascade")
+
+
+def _write_truth(con: duckdb.DuckDBPyConnection, entities: _Entities, seed: int, days: int, schema: str) -> None:
+    truth = entities.truth
+    _create_truth_tables(con, schema)
+    insert_arrow(
+        con, f"{schema}.user_latent", pa.table({"user_id": truth.user_ids, "factors": _lists(truth.user_factors)})
+    )
     insert_arrow(
         con,
-        "truth.item_latent",
+        f"{schema}.item_latent",
         pa.table(
             {
                 "item_id": truth.item_ids,
@@ -589,7 +616,7 @@ def _write_truth(con: duckdb.DuckDBPyConnection, entities: _Entities, seed: int,
     }
     insert_arrow(
         con,
-        "truth.params",
+        f"{schema}.params",
         pa.table({"name": list(params), "value": np.array(list(params.values()), dtype=np.float64)}),
     )
 

@@ -50,18 +50,24 @@ def assert_one_line_error(done: subprocess.CompletedProcess, *needles: str) -> s
 
 
 def fingerprint(database: Path) -> dict[str, tuple[int, int]]:
-    """schema.table -> (rows, checksum) for every base table: equal fingerprints, equal contents (up to order)."""
+    """schema.table -> (rows, checksum) for every base table: equal fingerprints, equal contents (up to order).
+
+    A warehouse's raw file beside it (`raw.duckdb`, ADR 0008) is attached and its tables count as `raw.<table>`.
+    """
     con = duckdb.connect(str(database), read_only=True)
     try:
+        raw = database.with_name("raw.duckdb")
+        if raw.exists() and raw != database:
+            con.execute(f"attach '{raw}' as raw (read_only)")
         tables = con.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_type = 'BASE TABLE' order by 1, 2"
+            "select table_catalog = 'raw' and table_schema = 'main', table_schema, table_name "
+            "from information_schema.tables where table_type = 'BASE TABLE' order by 1, 2, 3"
         ).fetchall()
         result = {}
-        for schema, table in tables:
-            name = f'"{schema}"."{table}"'
+        for in_raw, schema, table in tables:
+            name = f'raw."{table}"' if in_raw else f'"{schema}"."{table}"'
             rows, checksum = con.execute(f"select count(*), coalesce(sum(hash(t)), 0) from {name} as t").fetchall()[0]
-            result[f"{schema}.{table}"] = (int(rows), int(checksum))
+            result[f"raw.{table}" if in_raw else f"{schema}.{table}"] = (int(rows), int(checksum))
         return result
     finally:
         con.close()

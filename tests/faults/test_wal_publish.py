@@ -40,7 +40,7 @@ if point == "after_insert":
     os.kill(os.getpid(), signal.SIGKILL)
 con.execute("begin transaction")
 con.execute("insert into main.fault_rows select 'uncommitted', range from range(1000)")
-con.execute("delete from raw.creators")
+con.execute("delete from main.fault_rows")
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -75,8 +75,26 @@ def test_build_after_killed_writers_keeps_every_committed_row(copy_home, built_h
     assert counts.returncode == 0, counts.stderr
     rows = fingerprint(warehouse)
     assert rows["main.fault_rows"][0] == 200  # after_insert and mid_transaction committed 100 each, once
-    assert "uncommitted" not in counts.stdout
-    assert rows["raw.creators"] == creators_before  # the uncommitted delete is gone
+    assert "uncommitted" not in counts.stdout  # and the uncommitted delete is gone
+    assert rows["raw.creators"] == creators_before
+
+
+def test_build_after_killed_writers_of_the_raw_file(copy_home, built_home: Path) -> None:
+    """The same kills on `raw.duckdb`, which loaders write in place and a build attaches read-only (ADR 0008)."""
+    settings: Settings = copy_home(built_home)
+    raw = settings.raw_path
+    for point in ("after_ddl", "after_insert", "mid_transaction"):
+        _kill_writer(raw, point)
+
+    done = cli(settings.home, "build", "--select", SELECT)
+    assert_no_traceback(done)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not wal_path(raw).exists()  # the build folded the loader's WAL into the raw file before attaching it
+    _assert_every_command_works(settings.home)
+    rows = fingerprint(settings.warehouse_path)
+    assert rows["raw.fault_rows"][0] == 200  # seen through the warehouse's attach, every committed row once
+    counts = cli(settings.home, "sql", "select count(*) as n from raw.fault_rows where writer = 'uncommitted'")
+    assert counts.returncode == 0 and "│ 0 " in counts.stdout, counts.stdout
 
 
 def test_build_after_a_killed_dbt_build_on_the_published_file(copy_home, built_home: Path) -> None:

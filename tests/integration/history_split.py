@@ -5,11 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import duckdb
-
 from streamrec.batch.event_load import load_events
 from streamrec.batch.migrate import init_db
 from streamrec.core.settings import Settings
+from streamrec.core.warehouse import open_warehouse
 from streamrec.lab.drop import cut_days_to_files
 
 RAW_TABLES = ("creators", "items", "users", "sessions", "interactions")
@@ -20,10 +19,10 @@ def split_history(home: Path, tmp_path: Path, days: int) -> tuple[Settings, Path
     source = tmp_path / "source"
     subprocess.run(["cp", "-r", str(home), str(source)], check=True)
     drop = tmp_path / "days"
-    appended = cut_days_to_files(Settings(home=source).warehouse_path, drop, days=days)
+    appended = cut_days_to_files(Settings(home=source).raw_path, drop, days=days)
     history = tmp_path / "history"
     history.mkdir()
-    with duckdb.connect(str(Settings(home=source).warehouse_path), read_only=True) as con:
+    with open_warehouse(Settings(home=source), read_only=True) as con:
         for table in RAW_TABLES:
             con.execute(f"copy raw.{table} to '{history}/{table}.parquet'")
     settings = Settings(home=tmp_path / "team").ensure()

@@ -15,6 +15,7 @@ import pytest
 
 from streamrec.batch.migrate import init_db
 from streamrec.core.settings import Settings
+from streamrec.core.warehouse import open_warehouse
 from streamrec.lab.drop import cut_days_to_files
 from tests.integration.history_split import split_history
 
@@ -34,7 +35,7 @@ def table_digest(con: duckdb.DuckDBPyConnection, relation: str) -> str:
 
 def _state(settings: Settings, evaluation: bool = True) -> dict[str, object]:
     """What a daily run leaves: raw row counts, the loads recorded, and a hash of each feature table."""
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+    with open_warehouse(settings, read_only=True) as con:
         state: dict[str, object] = {
             table: con.sql(f"select count(*), count(distinct {key}) from raw.{table}").fetchall()[0]
             for table, key in (("sessions", "session_id"), ("interactions", "interaction_id"))
@@ -78,7 +79,7 @@ def test_daily_killed_in_each_step_and_rerun_reaches_the_same_state(generated_ho
         home = tmp_path / name
         subprocess.run(["cp", "-r", str(generated_home), str(home)], check=True)
         init_db(Settings(home=home))  # the session home may predate ops.raw_loads
-        cut_days_to_files(Settings(home=home).warehouse_path, tmp_path / f"drop_{name}", days=3)
+        cut_days_to_files(Settings(home=home).raw_path, tmp_path / f"drop_{name}", days=3)
         homes.append(home)
     straight, killed = homes
     assert _daily(straight, tmp_path / "drop_straight") == 0

@@ -11,20 +11,20 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from streamrec.batch.build import build, building_path, parse_as_of
 from streamrec.contracts import load_contract
 from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import DBT_PROJECT_DIR, PROFILES_DIR, Settings
+from streamrec.core.warehouse import open_warehouse
 from tests.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
 
 def _query(path: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(path), read_only=True)
+    con = open_warehouse(Settings(home=path.parent), read_only=True)  # raw attached
     try:
         return con.sql(sql).fetchall()
     finally:
@@ -121,7 +121,7 @@ def test_plain_dbt_build_from_the_repo_root_follows_streamrec_home(generated_hom
 
 def test_failed_build_keeps_the_published_warehouse(built_home: Path, copy_home) -> None:
     settings = copy_home(built_home)
-    con = duckdb.connect(str(settings.warehouse_path))
+    con = open_warehouse(settings, write_raw=True)
     # a zero-length item breaks the contract's range for item_length_seconds (min 1)
     con.execute("update raw.items set length_seconds = 0 where item_id = (select min(item_id) from raw.items)")
     con.close()

@@ -9,13 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from streamrec.batch.build import dbt_command
 from streamrec.contracts.render import feature_doc
 from streamrec.contracts.schema import load_contract
 from streamrec.core.settings import Settings
+from streamrec.core.warehouse import open_warehouse
 
 pytestmark = [pytest.mark.slow]
 
@@ -73,7 +73,7 @@ def test_feature_columns_are_described_by_docs_blocks_from_the_contract(manifest
         assert model["columns"][feature.name]["description"] == feature_doc(feature)
         assert models["training_examples"]["columns"][feature.name]["description"] == feature_doc(feature)
     # every column the warehouse holds for these models is described
-    with duckdb.connect(str(Settings(home=built_home).warehouse_path), read_only=True) as con:
+    with open_warehouse(Settings(home=built_home), read_only=True) as con:
         for name in ("user_features", "item_features", "training_examples"):
             columns = [r[0] for r in con.execute(f"select * from features.{name} limit 0").description]
             undescribed = [c for c in columns if not models[name]["columns"].get(c, {}).get("description")]
@@ -116,7 +116,7 @@ def test_plain_dbt_build_warns_on_thresholds_that_streamrec_build_fails(
     simulated, _ = build_simulated_home(built_home, tmp_path_factory)
     home = tmp_path / "home"
     shutil.copytree(simulated, home)
-    with duckdb.connect(str(Settings(home=home).warehouse_path), read_only=True) as con:
+    with open_warehouse(Settings(home=home), read_only=True) as con:
         failing = [
             r[0] for r in con.execute("select metric from evaluation.scorecard where status = 'FAIL'").fetchall()
         ]

@@ -10,7 +10,6 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
@@ -20,12 +19,13 @@ from streamrec.batch.event_load import load_events
 from streamrec.batch.migrate import init_db
 from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import Settings
+from streamrec.core.warehouse import open_warehouse
 
 T0 = datetime(2025, 6, 1)
 
 
 def _rows(settings: Settings, sql: str) -> list[tuple]:
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+    with open_warehouse(settings, read_only=True) as con:
         return con.sql(sql).fetchall()
 
 
@@ -225,7 +225,7 @@ def test_sessions_in_minutes_loaded_through_a_mapping_keep_the_psi_test_quiet(
     init_db(settings)  # the built home predates ops.raw_loads
     folder = tmp_path / "team"
     folder.mkdir()
-    con = duckdb.connect(str(settings.warehouse_path))
+    con = open_warehouse(settings, write_raw=True)
     try:
         cutoff = con.sql("select max(started_ts) - interval 5 day from raw.sessions").fetchall()[0][0]
         original = con.sql("select count(*), sum(duration_seconds) from raw.sessions").fetchall()[0]

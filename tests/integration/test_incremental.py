@@ -7,7 +7,6 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -16,6 +15,7 @@ from streamrec.batch.build import build, dbt_target_dir
 from streamrec.batch.event_load import INCREMENTAL_LOOKBACK_DAYS, load_events
 from streamrec.batch.migrate import init_db
 from streamrec.core.settings import DBT_PROJECT_DIR, Settings
+from streamrec.core.warehouse import open_warehouse
 from tests.integration.history_split import split_history
 from tests.integration.test_daily import table_digest
 
@@ -35,7 +35,7 @@ FILTER = "coalesce(max(day_index), 0)"  # macros/incremental.sql: present only i
 
 
 def _digests(settings: Settings) -> dict[str, str]:
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+    with open_warehouse(settings, read_only=True) as con:
         return {relation: table_digest(con, relation) for relation in DERIVED}
 
 
@@ -86,7 +86,7 @@ def test_incremental_builds_after_appends_and_late_events_equal_a_full_refresh(
 def test_an_event_older_than_the_lookback_drops_the_per_day_tables(built_home: Path, copy_home) -> None:
     settings: Settings = copy_home(built_home)
     init_db(settings)
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+    with open_warehouse(settings, read_only=True) as con:
         newest, user_id, item_id, next_id = con.sql(
             "select max(event_ts), min(user_id), min(item_id), max(interaction_id) + 1 from raw.interactions"
         ).fetchall()[0]
@@ -97,7 +97,7 @@ def test_an_event_older_than_the_lookback_drops_the_per_day_tables(built_home: P
         f"{next_id},{user_id},{item_id},{old},play,30\n"
     )
     load_events(settings, [str(path)], late_days=INCREMENTAL_LOOKBACK_DAYS + 3)
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+    with open_warehouse(settings, read_only=True) as con:
         left = con.sql("select table_name from information_schema.tables where table_name like 'int_%'").fetchall()
     assert not {name for (name,) in left} & set(PER_DAY)
     build(settings, select=FEATURES)

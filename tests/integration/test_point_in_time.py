@@ -11,6 +11,7 @@ import pytest
 
 from streamrec.batch.build import build
 from streamrec.core.settings import Settings
+from streamrec.core.warehouse import open_warehouse
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +19,7 @@ SAMPLE_USERS = 25
 
 
 def _con(home: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(Settings(home=home).warehouse_path), read_only=True)
+    return open_warehouse(Settings(home=home), read_only=True)
 
 
 def test_user_features_match_a_direct_computation_from_raw(built_home: Path) -> None:
@@ -169,7 +170,7 @@ def test_events_at_or_after_as_of_do_not_change_that_snapshot(built_home: Path, 
     """Add interactions exactly at an as_of and just after it, rebuild: that snapshot is unchanged, the next
     snapshot counts them."""
     settings = copy_home(built_home)
-    con = duckdb.connect(str(settings.warehouse_path))
+    con = open_warehouse(settings, write_raw=True)
     try:
         as_of, next_as_of = con.sql(
             "select as_of, as_of + interval 1 day from features.user_features "

@@ -10,20 +10,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
 
 from streamrec.batch.build import build, dbt_command, dbt_target_dir
 from streamrec.batch.reference import capture, quantile_bins
 from streamrec.contracts import load_contract
+from streamrec.core.settings import Settings
+from streamrec.core.warehouse import open_warehouse
 from tests.paths import REPO_ROOT
 
 FEATURE = "user_avg_session_length_7d_seconds"
 
 
 def _rows(path: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(path), read_only=True)
+    con = open_warehouse(Settings(home=path.parent), read_only=True)  # raw attached
     try:
         return con.sql(sql).fetchall()
     finally:
@@ -81,7 +82,7 @@ def test_unchanged_data_passes_the_psi_test(built_home: Path, copy_home) -> None
 @pytest.mark.slow
 def test_sessions_in_minutes_fail_the_build_with_a_unit_diagnosis(built_home: Path, copy_home) -> None:
     settings = copy_home(built_home)
-    con = duckdb.connect(str(settings.warehouse_path))
+    con = open_warehouse(settings, write_raw=True)
     con.execute("update raw.sessions set duration_seconds = duration_seconds / 60.0")
     con.close()
     published = _rows(settings.warehouse_path, f"select sum({FEATURE}) from features.user_features")

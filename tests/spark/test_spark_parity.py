@@ -33,6 +33,7 @@ from streamrec.batch.spark_export import export, export_dir, read_manifest
 from streamrec.contracts import load_contract
 from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import Settings
+from streamrec.core.warehouse import open_warehouse
 from tests.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -45,7 +46,7 @@ FEATURE = "user_avg_session_length_7d_seconds"
 
 
 def _duckdb_rows(settings: Settings, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    con = open_warehouse(settings, read_only=True)
     try:
         return con.sql(sql).fetchall()
     finally:
@@ -53,7 +54,7 @@ def _duckdb_rows(settings: Settings, sql: str) -> list[tuple]:
 
 
 def _update_duckdb(settings: Settings, sql: str) -> int:
-    con = duckdb.connect(str(settings.warehouse_path))
+    con = open_warehouse(settings, write_raw=True)
     try:
         return con.execute(sql).fetchall()[0][0]
     finally:
@@ -228,7 +229,7 @@ def test_incremental_spark_build_after_appended_days_equals_duckdb(built_home: P
     shutil.copytree(built_home, settings.home)
     init_db(settings)  # the session home may predate ops.raw_loads
     features = "staging intermediate features training"
-    cut_days_to_files(settings.warehouse_path, tmp_path / "days", days=3)
+    cut_days_to_files(settings.raw_path, tmp_path / "days", days=3)
     # The reference was captured on the whole world; three days fewer shift a few features past the PSI
     # threshold, which is drift, not what this test is about.
     _update_duckdb(settings, "delete from reference.feature_distributions returning 0")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -237,19 +238,27 @@ def test_observed_events_reflect_the_truth(small: Settings, truth: GroundTruth) 
     assert plays_at[1] > plays_at[5] > plays_at[10]  # position bias: fewer plays further down the slate
 
 
-def test_failed_generate_changes_nothing(small: Settings, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("step", ["_write_truth", "_event_chunks"])  # truth (warehouse), then raw (its own file)
+def test_failed_generate_changes_nothing(
+    small: Settings, settings: Settings, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
     generate(settings, **SMALL)
     before = digests(settings)
 
-    def broken(*args: object, **kwargs: object) -> None:
+    def broken(*args: object, **kwargs: object) -> Iterator[object]:
+        raise RuntimeError("disk full")
+        yield  # a generator for _event_chunks; raises on the first row
+
+    def broken_now(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(generate_module, "_write_truth", broken)
+    monkeypatch.setattr(generate_module, step, broken if step == "_event_chunks" else broken_now)
     with pytest.raises(RuntimeError, match="disk full"):
         generate(settings, **{**SMALL, "seed": 9})
     assert digests(settings) == before
     with connect(settings, read_only=True) as con:
         assert scalar(con, "select count(*) from raw.interactions") > 0
+        assert not scalar(con, "select count(*) from information_schema.schemata where schema_name = 'truth_next'")
 
 
 def test_bad_sizes_are_refused(settings: Settings) -> None:

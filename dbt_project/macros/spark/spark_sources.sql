@@ -1,7 +1,7 @@
 {# The raw sources (and the PSI reference) on Spark: external Parquet tables over the files
    `streamrec spark export` wrote from DuckDB's raw schema, re-created at the start of every run (an
-   on-run-start hook) so a new export is always what the run reads. On DuckDB the raw schema is the
-   warehouse's own and this does nothing. The directory is the var `spark_export_dir`, by default
+   on-run-start hook) so a new export is always what the run reads. On DuckDB raw is the attached raw
+   file (profiles.yml) and this does nothing. The directory is the var `spark_export_dir`, by default
    $STREAMREC_HOME/spark (files raw/<table>.parquet and reference/feature_distributions.parquet). #}
 {% macro register_spark_sources() -%}
     {{ return(adapter.dispatch('register_spark_sources', 'streamrec')()) }}
