@@ -88,6 +88,12 @@ class TrainConfig:
     # before the split (models_ml.blend.choose_ease_l2); empty: `ease_l2` as given.
     ease_l2_grid: tuple[float, ...] = (50.0, 100.0, 200.0, 500.0, 1000.0)
     validation_share: float = 0.1
+    # When to choose it: "one_class" (default) only when the ranker's rows will have one class (no logged skips,
+    # no drawn negatives), where the EASE score is the ranking itself; "always"; "never". With logged skips the
+    # MLP ranker weighs EASE against popularity itself, and a positives-only validation rewards the logging
+    # policy's exposure: on the demo world it chose L2 1000 and the served share of the oracle's lift fell from
+    # 16.7% to 8.2% (docs/benchmarks.md, "EASE's L2 and the blend chosen on validation").
+    ease_l2_validation: str = "one_class"
     # A pass-through ranker (training rows of one class) adds the other sources' inputs to the EASE score with
     # weights chosen on the holdout (models_ml.blend.choose_blend); off: the EASE score alone.
     blend_sources: bool = True
@@ -864,7 +870,8 @@ def _summary(
     )
     return (
         f"trained {run.version} in {seconds:.1f} s: {split_fit.train_positives} positives, "
-        f"{run.epochs} epochs ({split_fit.seconds_per_epoch:.1f} s/epoch, loss {losses[0]:.3f} -> {losses[-1]:.3f}); "
+        f"{run.epochs} epochs ({split_fit.seconds_per_epoch:.1f} s/epoch, loss {losses[0]:.3f} -> {losses[-1]:.3f}), "
+        f"EASE L2 {run.train_cfg.ease_l2:g}{' (validated)' if run.validation['ease_l2'].get('grid') else ''}; "
         f"index {info.kind} over {n_items} items, recall@500 {info.recall_at_500:.3f}; "
         f"offline on {int(m['heldout_users'])} held-out users: recall@10 model {m['model_recall@10']:.3f} "
         f"vs popularity {m['popularity_recall@10']:.3f}, ndcg@10 {m['model_ndcg@10']:.3f} vs "
@@ -877,8 +884,18 @@ def _choose_ease_l2(run: TrainRun, data: TrainingData) -> None:
     from streamrec.models_ml.blend import choose_ease_l2
 
     cfg = run.train_cfg
-    if not cfg.ease_l2_grid or cfg.ease_k <= 0:
-        run.validation["ease_l2"] = {"chosen": cfg.ease_l2, "grid": []}
+    drawn = cfg.ranker_negatives + cfg.hard_negatives + cfg.neighbour_negatives
+    one_class = (
+        len(np.unique(data.examples["label"])) < 2 and drawn + cfg.popularity_negatives + cfg.ease_negatives == 0
+    )
+    when = {"always": True, "never": False, "one_class": one_class}.get(cfg.ease_l2_validation)
+    if when is None:
+        raise StreamRecError(f"ease_l2_validation must be one_class, always or never (got {cfg.ease_l2_validation!r})")
+    if not cfg.ease_l2_grid or cfg.ease_k <= 0 or not when:
+        reason = "no grid or no EASE source" if when else f"ease_l2_validation {cfg.ease_l2_validation!r}"
+        if cfg.ease_l2_validation == "one_class" and not one_class:
+            reason += " and the ranker learns from two classes (logged skips or drawn negatives)"
+        run.validation["ease_l2"] = {"chosen": cfg.ease_l2, "grid": [], "reason": reason}
         return
     item_ids = data.item_snapshot_split["item_id"].astype(np.int64)
     l2, record = choose_ease_l2(data.positive_events, item_ids, cfg.ease_l2_grid, cfg.validation_share, run.seed)

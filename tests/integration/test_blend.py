@@ -72,6 +72,13 @@ def test_ease_l2_and_blend_are_chosen_on_validation_stored_and_served(settings: 
     assert metrics["ranker_blend"] == weights
     bundle = load_serving_bundle(bundle_dir, expected_version="vblend")
     assert bundle.ranker.cfg.source_score == "ease_score" and bundle.ranker.cfg.blend == pytest.approx(weights)
+    from typer.testing import CliRunner
+
+    from streamrec.cli.main import app
+
+    shown = CliRunner().invoke(app, ["versions"], env={"STREAMREC_HOME": str(settings.home), "COLUMNS": "400"})
+    assert shown.exit_code == 0, shown.output
+    assert f"ease_l2={chosen:g} (validated)" in shown.output and "blend " in shown.output
 
     # --- serving: the API's candidates are ordered by exactly ease + sum(w * term), recomputed here
     config = ApiSettings.from_env({}, fairness_cap=0.0, exploration="none", seed=0).with_home(settings)
