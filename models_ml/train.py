@@ -98,7 +98,7 @@ class TrainConfig:
     # weights chosen on the holdout (models_ml.blend.choose_blend); off: the EASE score alone.
     blend_sources: bool = True
     # ... but only on at least this many held-out users: on fewer the grid fits their noise (MovieLens-100K's
-    # 7-day holdout has 40 users; a blend chosen on them lost 28% NDCG@10 on the test split, docs/benchmarks.md)
+    # 7-day holdout has 40 users; a blend chosen on them lost 30% NDCG@10 on the test split, docs/benchmarks.md)
     blend_min_users: int = 200
     watch_weight: float = 0.2  # positive weight = 1 + watch_weight * watch seconds / mean watch seconds of plays
     drawn_negative_weight: float = 1.0  # loss weight of a negative drawn from a source (a logged skip weighs 1)
