@@ -3,12 +3,14 @@
 Run (from the repo root, on a STREAMREC_HOME that `streamrec demo` or generate + build + train produced):
     .venv/bin/python bench/truth_pages.py HOME VERSION [USERS]
 
-For USERS (default 600) users of the bundle drawn with a fixed seed, it values the popularity (holdout) page,
-the oracle page (top 10 servable items by true relevance), the two-tower's FAISS top 10, the item-to-item
-source's top 10 and the full pipeline's ranking (the API's `Recommender.candidates`, no exploration, no
-fairness slots), the way `streamrec simulate` values pages (`expectations`: examination x relevance, and
-watch = play x expected watch share x item length). A quick, in-process proxy of the demo's simulation:
-`ate/slot` is (engaged slots - popularity's) / 10, `share` the share of the oracle's lift over popularity.
+For USERS (default 600) users of the bundle drawn with a fixed seed, it values the popularity (holdout) page, the
+oracle page (top 10 servable items by true relevance), the two-tower's FAISS top 10, the item-to-item source's top
+10, the bundle's EASE source's top 10 (its L2 chosen on validation), EASE refit with L2 100 on the same positives
+(the "~9%" EASE of docs/benchmarks.md), and the full pipeline's ranking (the API's `Recommender.candidates`, no
+exploration, no fairness slots), the way `streamrec simulate` values pages (`expectations`: examination x
+relevance, and watch = play x expected watch share x item length). A quick, in-process proxy of the demo's
+simulation: `ate/slot` is (engaged slots - popularity's) / 10, `share` the share of the oracle's lift over
+popularity.
 """
 
 from __future__ import annotations
@@ -54,6 +56,22 @@ def main() -> None:
     users = np.random.default_rng(0).choice(known, min(n_users, len(known)), replace=False)
     popular = bundle.item_ids[recommender.popular(bundle, 10, None, "holdout").rows]
     values: dict[str, list[tuple[float, float]]] = {}
+    ease_100 = None
+    if bundle.sources is not None and bundle.sources.history is not None:
+        import dataclasses
+
+        import scipy.sparse as sp
+
+        from streamrec.models_ml.ease import fit_ease
+
+        history = bundle.sources.history
+        counts = np.diff(history.indptr)
+        x = sp.csr_matrix(
+            (np.ones(len(history.item_rows)), (np.repeat(np.arange(len(counts)), counts), history.item_rows)),
+            shape=(len(counts), bundle.n_items),
+        )
+        x.data[:] = 1.0
+        ease_100 = dataclasses.replace(bundle.sources, ease_weights=fit_ease(x, 100.0))
     with torch.inference_mode():
         for user in users.tolist():
             row = bundle.user_row(user)
@@ -69,6 +87,11 @@ def main() -> None:
             if bundle.sources is not None:
                 scores = bundle.sources.neighbours.scores(bundle.sources.recent.of(user), bundle.n_items)
                 pages["item_neighbours"] = bundle.item_ids[np.argsort(-scores, kind="stable")[:10]]
+                if bundle.sources.ease_weights is not None:
+                    ease = bundle.sources.ease_scores(user)
+                    pages["ease_bundle"] = bundle.item_ids[np.argsort(-ease, kind="stable")[:10]]
+            if ease_100 is not None:
+                pages["ease_l2_100"] = bundle.item_ids[np.argsort(-ease_100.ease_scores(user), kind="stable")[:10]]
             for name, page in pages.items():
                 values.setdefault(name, []).append(behaviour.expectations(user, np.asarray(page)))
     mean = {name: np.mean(np.array(v), axis=0) for name, v in values.items()}

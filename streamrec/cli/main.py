@@ -356,14 +356,23 @@ def versions(
 
 
 def _hyperparameters(metrics: dict) -> str:
-    """`tuned (N trials): name=value ...` or `defaults`, for the versions table."""
+    """`tuned (N trials): name=value ...` or `defaults`, then what was chosen on validation, for the versions table."""
     tuning = metrics.get("tuning") or {}
     if tuning.get("tuned"):
         params = " ".join(
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(tuning["params"].items())
         )
-        return f"tuned ({tuning.get('trials')} trials): {params}"
-    return "defaults" if "hyperparameters" in metrics else "—"
+        text = f"tuned ({tuning.get('trials')} trials): {params}"
+    else:
+        text = "defaults" if "hyperparameters" in metrics else "—"
+    validation = metrics.get("validation") or {}
+    l2 = (validation.get("ease_l2") or {}).get("chosen")
+    if l2 is not None:
+        text += f"; ease_l2={l2:g}" + (" (validated)" if (validation.get("ease_l2") or {}).get("grid") else "")
+    blend = metrics.get("ranker_blend")
+    if "blend" in validation:
+        text += "; blend " + (" ".join(f"{k}={v:.3g}" for k, v in sorted(blend.items())) if blend else "none")
+    return text
 
 
 @versions_app.command("compare")

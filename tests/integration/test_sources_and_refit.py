@@ -79,6 +79,10 @@ def test_refit_bundle_records_split_figures_sources_and_merges_unique_candidates
     # logged skips give the ranker two classes: an MLP over every source's inputs but the two-tower's own
     # (TrainConfig.ranker_two_tower_inputs off: on its training rows that score is inflated)
     assert metrics["ranker_scores_by"] == "mlp" and bundle.ranker.cfg.source_score is None
+    # ... which weighs EASE itself: EASE's L2 is not chosen on positives-only validation then (TrainConfig
+    # .ease_l2_validation "one_class"), and no blend is chosen
+    assert metrics["validation"]["ease_l2"]["grid"] == [] and metrics["hyperparameters"]["ease_l2"] == 100.0
+    assert "blend" not in metrics["validation"] and metrics["ranker_blend"] == {}
     read = set(bundle.ranker.feature_names)
     assert {f.name for f in SOURCE_FEATURES} - {"two_tower_rank"} <= read
     assert not {"two_tower_score", "two_tower_rank"} & read
