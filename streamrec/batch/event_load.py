@@ -287,10 +287,16 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, table: str, mapping: Colu
             con.execute(f"drop view if exists {view}")
         if registered is not None:
             con.unregister(registered)
-    staged.rows = int(scalar(con, f"select count(*) from {staged.name}"))
-    _check_rows(con, staged)
+    # One scan for the summary and the key count (exact repeats dropped below keep both extremes).
     time_column = TIME_COLUMNS[table]
-    staged.min_ts, staged.max_ts = fetchall(con, f"select min({time_column}), max({time_column}) from {staged.name}")[0]
+    rows, keys, staged.min_ts, staged.max_ts = fetchall(
+        con,
+        f"select count(*), count(distinct {PRIMARY_KEYS[table]}), min({time_column}), max({time_column}) "
+        f"from {staged.name}",
+    )[0]
+    staged.rows = int(rows)
+    if keys != rows:
+        _check_rows(con, staged)
     return staged
 
 
@@ -333,10 +339,11 @@ def _check_columns(con: duckdb.DuckDBPyConnection, staged: _Staged, source: str,
 
 
 def _check_rows(con: duckdb.DuckDBPyConnection, staged: _Staged) -> None:
-    """A key repeated inside the file with different values is refused; exact repeats are dropped."""
+    """A key repeated inside the file with different values is refused; exact repeats are dropped.
+
+    Called only when the file repeats a key (the usual case, no repeat, is decided by `_stage`'s count).
+    """
     key = PRIMARY_KEYS[staged.table]
-    if not scalar(con, f"select count(*) - count(distinct {key}) from {staged.name}"):
-        return  # the usual case, decided by one hash aggregate
     columns = list(RAW_TABLES[staged.table])
     clash = fetchall(
         con,

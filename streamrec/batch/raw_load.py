@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from streamrec.core.errors import StreamRecError
-from streamrec.core.raw_schema import RAW_TABLES, create_table_sql
+from streamrec.core.raw_schema import PRIMARY_KEYS, RAW_TABLES, create_table_sql
 from streamrec.core.settings import Settings
 from streamrec.core.warehouse import connect, scalar, transaction
 
@@ -214,11 +214,15 @@ def insert_arrow(con: duckdb.DuckDBPyConnection, target: str, data: pa.Table) ->
 
 
 def check_raw_keys(con: duckdb.DuckDBPyConnection) -> None:
-    """Refuse raw data whose references dangle (a bug in a source, never user data).
+    """Refuse raw data with a repeated key or a dangling reference (a bug in a source, never user data).
 
-    Key uniqueness needs no query: every raw table has a primary key (see raw_schema), so a
-    repeated key already failed its insert and rolled the transaction back.
+    The parsers already refuse a repeated key with its line; raw tables carry no key constraint
+    (see raw_schema), so this is what guarantees uniqueness for every source.
     """
+    for table, key in PRIMARY_KEYS.items():
+        repeated = scalar(con, f"select {key} from raw.{table} group by {key} having count(*) > 1 limit 1")
+        if repeated is not None:
+            raise StreamRecError(f"raw.{table}: {key} {repeated} appears more than once")
     references = [
         ("items", "creator_id", "creators", "creator_id"),
         ("sessions", "user_id", "users", "user_id"),

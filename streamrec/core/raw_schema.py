@@ -52,6 +52,9 @@ RAW_TABLES: Mapping[str, Mapping[str, str]] = {
     },
 }
 
+# The key of each table: unique per table. The loaders enforce it (`raw_load.check_raw_keys` after a
+# replace, `event_load` before an append) rather than a PRIMARY KEY constraint, whose index DuckDB
+# maintains on every insert: it held a 10M-row append to 1.2M rows/s (docs/benchmarks.md).
 PRIMARY_KEYS: Mapping[str, str] = {
     "users": "user_id",
     "creators": "creator_id",
@@ -62,6 +65,9 @@ PRIMARY_KEYS: Mapping[str, str] = {
 
 
 def create_table_sql(table: str, schema: str = "raw") -> str:
-    """`CREATE TABLE` for one raw table with its primary key."""
-    columns = ",\n    ".join(f"{name} {dtype}" for name, dtype in RAW_TABLES[table].items())
-    return f"create table {schema}.{table} (\n    {columns},\n    primary key ({PRIMARY_KEYS[table]})\n)"
+    """`CREATE TABLE` for one raw table: its key NOT NULL, but not a PRIMARY KEY (the loaders check it)."""
+    key = PRIMARY_KEYS[table]
+    columns = ",\n    ".join(
+        f"{name} {dtype}" + (" not null" if name == key else "") for name, dtype in RAW_TABLES[table].items()
+    )
+    return f"create table {schema}.{table} (\n    {columns}\n)"

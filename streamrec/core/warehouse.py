@@ -117,7 +117,8 @@ def attach_raw(con: duckdb.DuckDBPyConnection, settings: Settings, read_only: bo
     if read_only and not path.exists():
         return
     mode = " (read_only)" if read_only else ""
-    _retry_locked(path, read_only, lambda: con.execute(f"attach '{path}' as raw{mode}"))
+    quoted = str(path).replace("'", "''")  # a home path may hold a quote
+    _retry_locked(path, read_only, lambda: con.execute(f"attach '{quoted}' as raw{mode}"))
 
 
 def _retry_locked(path: Path, read_only: bool, action: Any, timeout: float | None = None) -> Any:
@@ -145,9 +146,9 @@ def open_warehouse(
     """
     con = open_duckdb(settings.warehouse_path, read_only=read_only, config=config)
     try:
-        legacy = not read_only and _legacy_raw_tables(con)
-        attach_raw(con, settings, read_only=read_only or not (write_raw or legacy))
-        if legacy:
+        legacy = None if read_only else _legacy_raw_schema(con)
+        attach_raw(con, settings, read_only=read_only or not (write_raw or legacy is not None))
+        if legacy is not None:
             move_legacy_raw(con, legacy)
     except BaseException:
         con.close()
@@ -155,8 +156,12 @@ def open_warehouse(
     return con
 
 
-def _legacy_raw_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Tables of a `raw` schema inside the warehouse file itself (a home from before ADR 0008)."""
+def _legacy_raw_schema(con: duckdb.DuckDBPyConnection) -> list[str] | None:
+    """The tables of a `raw` schema inside the warehouse file itself (a home from before ADR 0008).
+
+    None when there is no such schema; an empty list when the schema is there without tables (a move
+    interrupted after its copy), which still has to be dropped.
+    """
     rows = fetchall(
         con,
         "select table_name from information_schema.tables where table_catalog = current_database() "
@@ -167,7 +172,7 @@ def _legacy_raw_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
         "select count(*) from information_schema.schemata where catalog_name = current_database() "
         "and schema_name = 'raw'",
     )
-    return [row[0] for row in rows] or (["<empty>"] if has_schema else [])
+    return [row[0] for row in rows] if has_schema else None
 
 
 def move_legacy_raw(con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> None:
@@ -180,8 +185,7 @@ def move_legacy_raw(con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> No
     database = scalar(con, "select current_database()")
     with transaction(con):
         for table in tables:
-            if table != "<empty>":
-                con.execute(f'create or replace table raw.main."{table}" as from "{database}".raw."{table}"')
+            con.execute(f'create or replace table raw.main."{table}" as from "{database}".raw."{table}"')
     with transaction(con):
         con.execute(f'drop schema "{database}".raw cascade')
 
