@@ -20,9 +20,23 @@
 {%- endmacro %}
 
 
-{# The day-grid offsets 0..n as rows (portable: no generate_series). #}
+{# The day-grid offsets 0..n as rows of an integer `day_offset` (dispatched: each engine's own series). The
+   portable default, one `select k union all` per day, runs on Spark as one task per branch: 409 tasks, 12-25 s
+   for a 409-row table on 2 cores, against 0.2-0.5 s for sequence() (measured on pyspark local). #}
 {% macro day_offsets(n) -%}
+    {{ return(adapter.dispatch('day_offsets', 'streamrec')(n)) }}
+{%- endmacro %}
+
+{% macro default__day_offsets(n) -%}
     {%- for offset in range(n + 1) %}
     select {{ offset }} as day_offset{% if not loop.last %} union all{% endif %}
     {%- endfor %}
+{%- endmacro %}
+
+{% macro duckdb__day_offsets(n) -%}
+    select cast(range as integer) as day_offset from range({{ n + 1 }})
+{%- endmacro %}
+
+{% macro spark__day_offsets(n) -%}
+    select cast(day_offset as integer) as day_offset from (select explode(sequence(0, {{ n }})) as day_offset)
 {%- endmacro %}

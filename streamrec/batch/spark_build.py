@@ -129,7 +129,7 @@ def check_spark_installed() -> None:
     missing = [name for name in ("pyspark", "dbt.adapters.spark") if importlib.util.find_spec(name) is None]
     if missing:
         raise StreamRecError(
-            f"{' and '.join(missing)} not installed: pip install -e '.[spark]' (or `make test-spark`); needs Java 17"
+            f"{' and '.join(missing)} not installed: pip install -e '.[spark]' (or `make install-spark`); needs Java 17"
         )
     java_home = os.environ.get("JAVA_HOME")
     if shutil.which("java") is None and not (java_home and (Path(java_home) / "bin" / "java").exists()):

@@ -1,7 +1,7 @@
 """The dbt feature models on Spark (dbt-spark session, pyspark local mode) equal the DuckDB build's.
 
-Needs Java 17 and the `spark` extra (`make test-spark`); skipped when pyspark or dbt-spark is not installed
-(plain `make test` ignores this folder). One small dataset (tests/conftest.py SMALL: 300 users, 200 items,
+Needs Java 17 and the `spark` extra (`make install-spark`, then `make test` runs this folder first); skipped
+when pyspark or dbt-spark is not installed. One small dataset (tests/conftest.py SMALL: 300 users, 200 items,
 40 days) is built on DuckDB with a captured PSI reference, exported to Parquet and built on Spark once per
 module; the tests compare, tamper with copies, and break the unit of session durations in the export.
 """
@@ -35,11 +35,13 @@ from streamrec.core.errors import StreamRecError
 from streamrec.core.settings import Settings
 from streamrec.core.warehouse import open_warehouse
 from tests.paths import REPO_ROOT
+from tests.warehouse_sql import update_warehouse
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-# `make test-spark` runs this module on two xdist workers (--dist loadgroup): the tests of the module's Spark
-# build (one build of `spark_home`) and the minutes test share one worker; the incremental test, which makes
-# two Spark builds of its own, runs beside them on the other.
+# `make test-spark` runs tests/spark on two xdist workers (--dist loadgroup): the tests of the module's Spark
+# build (one build of `spark_home`) and the minutes test share one worker; the incremental test
+# (test_spark_incremental.py, two Spark builds of its own) runs beside them. `make test` (--dist loadfile)
+# gives each file to one worker, first, for the same reason.
 ON_FIRST_WORKER = pytest.mark.xdist_group("spark_home_and_minutes")
 
 FEATURE = "user_avg_session_length_7d_seconds"
@@ -49,14 +51,6 @@ def _duckdb_rows(settings: Settings, sql: str) -> list[tuple]:
     con = open_warehouse(settings, read_only=True)
     try:
         return con.sql(sql).fetchall()
-    finally:
-        con.close()
-
-
-def _update_duckdb(settings: Settings, sql: str) -> int:
-    con = open_warehouse(settings, write_raw=True)
-    try:
-        return con.execute(sql).fetchall()[0][0]
     finally:
         con.close()
 
@@ -136,7 +130,7 @@ def test_a_changed_feature_value_is_reported_with_table_key_and_column(spark_cop
     user_id, as_of = _duckdb_rows(
         spark_copy, "select min(user_id), max(as_of) from features.user_features where user_tenure_days > 1"
     )[0]
-    changed = _update_duckdb(
+    changed = update_warehouse(
         spark_copy,
         "update features.user_features set user_tenure_days = user_tenure_days * (1 + 1e-6) "
         f"where user_id = {user_id} and as_of = '{as_of}'",
@@ -153,7 +147,7 @@ def test_a_changed_feature_value_is_reported_with_table_key_and_column(spark_cop
 @ON_FIRST_WORKER
 def test_a_null_on_one_side_is_reported_with_table_key_and_column(spark_copy: Settings) -> None:
     (item_id,) = _duckdb_rows(spark_copy, "select min(item_id) from features.item_features")[0]
-    _update_duckdb(spark_copy, f"update features.item_features set item_genre_code = null where item_id = {item_id}")
+    update_warehouse(spark_copy, f"update features.item_features set item_genre_code = null where item_id = {item_id}")
     with pytest.raises(
         StreamRecError, match=rf"features\.item_features: column item_genre_code differs at item_id={item_id},"
     ):
@@ -163,7 +157,7 @@ def test_a_null_on_one_side_is_reported_with_table_key_and_column(spark_copy: Se
 @ON_FIRST_WORKER
 def test_a_row_missing_on_one_side_is_reported_with_its_key(spark_copy: Settings) -> None:
     (interaction_id,) = _duckdb_rows(spark_copy, "select max(interaction_id) from features.training_examples")[0]
-    _update_duckdb(spark_copy, f"delete from features.training_examples where interaction_id = {interaction_id}")
+    update_warehouse(spark_copy, f"delete from features.training_examples where interaction_id = {interaction_id}")
     with pytest.raises(StreamRecError) as failure:
         compare(spark_copy)
     message = str(failure.value)
@@ -211,40 +205,3 @@ def test_session_minutes_in_the_export_fail_the_spark_build_on_the_psi_test(buil
     assert f"psi_{FEATURE}" in message
     assert f"{FEATURE}: PSI" in message
     assert "≈ 1/60: looks like minutes, contract says seconds" in message
-
-
-def test_incremental_spark_build_after_appended_days_equals_duckdb(built_home: Path, tmp_path: Path) -> None:
-    """History built in full on both engines, three days appended, both built incrementally: still equal.
-
-    From a copy of the DuckDB build, not of `spark_home`: a copied home's Spark state is dropped before its
-    first Spark build (the metastore holds the original's absolute paths), so the history's full Spark build
-    is needed here either way, and this test need not wait for the module's.
-    """
-    from streamrec.batch.build import build
-    from streamrec.batch.event_load import load_events
-    from streamrec.batch.migrate import init_db
-    from streamrec.lab.drop import cut_days_to_files
-
-    settings = Settings(home=tmp_path / "home")
-    shutil.copytree(built_home, settings.home)
-    init_db(settings)  # the session home may predate ops.raw_loads
-    features = "staging intermediate features training"
-    cut_days_to_files(settings.raw_path, tmp_path / "days", days=3)
-    # The reference was captured on the whole world; three days fewer shift a few features past the PSI
-    # threshold, which is drift, not what this test is about.
-    _update_duckdb(settings, "delete from reference.feature_distributions returning 0")
-    build(settings, select=features, full_refresh=True)  # raw was cut behind the loader's back
-    export(settings)
-    spark_build(settings, full_refresh=True)
-    load_events(settings, [str(tmp_path / "days")])
-    build(settings, select=features)
-    export(settings)
-    spark_build(settings)
-    results = json.loads((spark_target_dir(settings) / "run_results.json").read_text())["results"]
-    per_day = {
-        r["unique_id"].split(".")[-1]: "coalesce(max(day_index), 0)" in (r.get("compiled_code") or "")
-        for r in results
-        if "_aggregated_to_" in r["unique_id"] and r["unique_id"].startswith("model.")
-    }
-    assert len(per_day) == 3 and all(per_day.values()), per_day  # insert_overwrite of the lookback's days
-    assert compare(settings).startswith("Spark and DuckDB agree")

@@ -17,9 +17,9 @@ def test_a_repeated_key_is_refused_by_name_and_the_stored_raw_is_kept(tmp_path: 
     settings = Settings(home=tmp_path / "home").ensure()
     with replace_raw(settings) as con:
         insert_arrow(con, "raw.users", pa.table({"user_id": [1, 2]}))
-    with pytest.raises(StreamRecError, match=r"^raw\.users: user_id 3 appears more than once$"):
-        with replace_raw(settings) as con:
-            insert_arrow(con, "raw.users", pa.table({"user_id": [3, 4, 3]}))
+    repeated = r"^raw\.users: user_id 3 appears more than once$"
+    with pytest.raises(StreamRecError, match=repeated), replace_raw(settings) as con:
+        insert_arrow(con, "raw.users", pa.table({"user_id": [3, 4, 3]}))
     with connect(settings, read_only=True) as con:
         assert fetchall(con, "select user_id from raw.users order by 1") == [(1,), (2,)]
         constraints = fetchall(
