@@ -33,15 +33,16 @@ demo: $(STAMP) ## run the main job end to end on a demo-sized dataset
 # --no-loadscope-reorder: files go out in collection order (e2e, faults, integration: the long ones) rather
 # than most-tests-first, which left the few-test, minutes-long files (wheel install, daily) for the end.
 TEST_WORKERS ?= 2
+# --durations=30: every run (and CI's log) lists the slowest tests, where the suite's time goes.
 # The Spark parity tests join `make test` once the spark extra is installed (make install-spark) and Java is on
-# the PATH. They go first: the module's Spark builds keep one worker busy for minutes while the other runs the
-# rest, which took less time than running them after the suite (CI, see docs/benchmarks.md "Test suite").
+# the PATH. They go first, as two files (the module build's tests, the incremental test) on the two workers:
+# their Spark builds run beside the rest of the suite, which took less time than running them after it (docs/benchmarks.md "Test suite").
 SPARK_READY = $(and $(wildcard $(VENV)/.installed-spark),$(shell command -v java))
 TEST_PATHS = $(if $(SPARK_READY),tests/spark,) tests/e2e tests/faults tests/integration tests/unit
 
 test: $(STAMP) ## run the whole test suite (with the Spark tests once `make install-spark` ran and Java 17 is here)
 	@$(if $(SPARK_READY),,echo "note: the Spark parity tests are not run: make install-spark (needs Java 17) adds them")
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(TEST_PATHS)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30 $(TEST_PATHS)
 
 $(VENV)/.installed-spark: pyproject.toml $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,spark]'

@@ -137,11 +137,16 @@ def check_spark_installed() -> None:
 
 
 def spark_build(
-    settings: Settings, as_of: str | None = None, select: str | None = None, full_refresh: bool = False
+    settings: Settings,
+    as_of: str | None = None,
+    select: str | None = None,
+    full_refresh: bool = False,
+    exclude: str | None = None,
 ) -> str:
     """Run `dbt build --target spark` on the last export at its as_of (or `as_of`); return a summary line.
 
     The incremental per-day models overwrite only the day partitions of their lookback unless `full_refresh`.
+    `exclude` is dbt's `--exclude` (e.g. `resource_type:test` to build the models alone).
 
     Raises StreamRecError naming the failing nodes and any PSI diagnosis.
     """
@@ -163,7 +168,11 @@ def spark_build(
     }
     sys.stdout.flush()
     command = spark_dbt_command(
-        settings, ["build", "--full-refresh"] if full_refresh else ["build"], as_of=as_of, select=select
+        settings,
+        ["build", "--full-refresh"] if full_refresh else ["build"],
+        as_of=as_of,
+        select=select,
+        exclude=exclude,
     )
     code = subprocess.run(command, env=env, check=False).returncode
     failures = _failures(settings)

@@ -54,7 +54,8 @@ RAW_TABLES: Mapping[str, Mapping[str, str]] = {
 
 # The key of each table: unique per table. The loaders enforce it (`raw_load.check_raw_keys` after a
 # replace, `event_load` before an append) rather than a PRIMARY KEY constraint, whose index DuckDB
-# maintains on every insert: it held a 10M-row append to 1.2M rows/s (docs/benchmarks.md).
+# maintains on every insert: with it, the insert and its commit were about half of a 10M-row load
+# (docs/benchmarks.md, "Daily operation").
 PRIMARY_KEYS: Mapping[str, str] = {
     "users": "user_id",
     "creators": "creator_id",
