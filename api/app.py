@@ -73,10 +73,13 @@ async def _restore_from_logs(services: Services, logs: ServingLogs) -> None:
     logger.info("restored %d requests from %d impression segments", len(scan.recent_requests), scan.segments)
 
 
-async def _follow_announcements(services: Services) -> None:
-    """Several workers: follow the others' requests; re-read ACTIVE.json, CANARY.json, CURRENT.json on a command."""
+async def _follow_announcements(services: Services, seen: int) -> None:
+    """Several workers: follow the others' requests; re-read ACTIVE.json, CANARY.json, CURRENT.json on a command.
+
+    `seen` is the generation read before this worker's startup read those files: a command announced while it
+    started (a promote and reload reaching a faster worker) is then followed, not taken as already seen.
+    """
     assert services.shared is not None
-    seen = services.shared.generation
     while True:
         await anyio.sleep(SYNC_INTERVAL_SECONDS)
         if services.logs is not None and services.logs.peers is not None:
@@ -99,6 +102,8 @@ def _lifespan(services: Services):
         if services.shared is not None:
             logs.peers = PeerRequests(logs.logs_dir)
             logs.peers.start_at_current_ends()  # before the startup scan, which reads what exists now
+        # before startup reads ACTIVE.json: announcements from here on are followed (see _follow_announcements)
+        seen = services.shared.generation if services.shared is not None else 0
         try:
             await services.state.startup()
             await _restore_from_logs(services, logs)
@@ -106,7 +111,7 @@ def _lifespan(services: Services):
             services.logs = logs
             async with anyio.create_task_group() as tasks:
                 if services.shared is not None:
-                    tasks.start_soon(_follow_announcements, services)
+                    tasks.start_soon(_follow_announcements, services, seen)
                 if config.snapshot_watch_seconds > 0:
                     tasks.start_soon(watch_snapshots, services.state, config.home.home, config.snapshot_watch_seconds)
                 yield
